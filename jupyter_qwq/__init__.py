@@ -1,0 +1,47 @@
+"""jupyter_qwq: a notebook workbench for LLM reasoning.
+
+Several reasoning branches per problem, the Python each writes run in its own Jupyter subkernel,
+answers grouped by mathematical equivalence and voted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+
+__all__ = [
+    "__version__",
+    "Session",
+    "Solve",
+    "Vote",
+    "async_solve",
+    "extract_answer",
+    "solve",
+    "vote",
+    "QwqError",
+]
+
+# Imported on first use, so that importing the package (and %load_ext) stays fast.
+_LAZY = {
+    "Session": ".session",
+    "Vote": ".session",
+    "Solve": ".config",
+    "async_solve": ".api",
+    "solve": ".api",
+    "extract_answer": ".answers",
+    "vote": ".answers",
+    "QwqError": ".exceptions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'jupyter_qwq' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

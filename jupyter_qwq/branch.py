@@ -1,0 +1,180 @@
+"""One reasoning branch: stream a reply, run its code in the branch's subkernel, feed the output
+back, repeat up to the round limit, and end with an answer. The branch writes into its record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+
+from . import prompts
+from .answers import extract_answer
+from .codeblocks import first_complete_block
+from .engines.client import Sampling, Usage
+from .session import Branch, BranchStatus, Step
+
+if TYPE_CHECKING:
+    from .config import Solve
+    from .engines.client import EngineClient
+    from .events import Emitter
+    from .kernels import KernelPool, Subkernel
+    from .session import Session
+
+# Stop strings: Qwen2.5-Math-style models write the output fence themselves.
+STOP = ["```output"]
+
+
+class BranchRun:
+    def __init__(
+        self,
+        session: Session,
+        branch: Branch,
+        config: Solve,
+        client: EngineClient,
+        kernels: KernelPool,
+        emitter: Emitter,
+        clock_zero: float,
+    ) -> None:
+        self.session = session
+        self.branch = branch
+        self.config = config
+        self.client = client
+        self.kernels = kernels
+        self.emitter = emitter
+        self.clock_zero = clock_zero
+        self.variant = prompts.variant_for(branch.index, config.rounds)
+        self.kernel: Subkernel | None = None
+
+    def now(self) -> float:
+        return time.monotonic() - self.clock_zero
+
+    def emit(self, kind: str) -> None:
+        self.emitter.emit(kind, self.session, self.branch.index)
+
+    async def run(self) -> None:
+        branch = self.branch
+        branch.started = self.now()
+        branch.status = BranchStatus.RUNNING
+        self.emit("branch_started")
+        try:
+            await self._converse()
+            self._settle_answer()
+        except asyncio.CancelledError:
+            branch.status = BranchStatus.STOPPED  # its unfinished text gives no answer
+            raise
+        except Exception as error:
+            branch.status = BranchStatus.FAILED
+            branch.error = str(error) or type(error).__name__
+            raise
+        finally:
+            branch.ended = self.now()
+            if self.kernel is not None:
+                kernel, self.kernel = self.kernel, None
+                await asyncio.shield(self.kernels.release(kernel))
+            self.emit("branch_finished")
+
+    async def _converse(self) -> None:
+        messages = prompts.initial_messages(self.session.problem, self.variant)
+        rounds_left = self.config.rounds if self.variant.uses_code else 0
+        nudged = False
+        while True:
+            budget = self.config.max_tokens - self.branch.completion_tokens
+            if budget <= 0:
+                return
+            step = await self._stream_reply(messages, budget, may_run_code=rounds_left > 0)
+            block = first_complete_block(step.text) if rounds_left > 0 else None
+            if block is not None:
+                rounds_left -= 1
+                feedback = await self._execute(block.code)
+                messages += [
+                    {"role": "assistant", "content": step.text},
+                    {"role": "user", "content": prompts.code_output_message(feedback, rounds_left)},
+                ]
+                continue
+            if not nudged and step.text.strip() and not _has_boxed_answer(step.text):
+                # One reminder, as a user would give: small models often forget the box.
+                nudged = True
+                messages += [
+                    {"role": "assistant", "content": step.text},
+                    {"role": "user", "content": prompts.NUDGE_FOR_ANSWER},
+                ]
+                continue
+            return
+
+    async def _stream_reply(self, messages: list[dict[str, str]], budget: int, may_run_code: bool) -> Step:
+        step = Step(kind="text", started=self.now())
+        self.branch.steps.append(step)
+        self.branch.rounds += 1
+        usage = Usage()
+        counted = self.branch.completion_tokens
+        sampling = self._sampling(budget)
+        stream = self.client.stream_chat(messages, sampling, usage)
+        async with aclosing(stream):
+            async for delta in stream:
+                step.reasoning += delta.reasoning
+                step.text += delta.content
+                self.branch.completion_tokens = counted + usage.completion_tokens
+                self.emit("delta")
+                if may_run_code and "`" in delta.content:
+                    block = first_complete_block(step.text)
+                    if block is not None:
+                        step.text = step.text[: block.end]
+                        break  # leaving closes the stream: the server stops writing
+        step.tokens = usage.completion_tokens
+        step.duration = self.now() - step.started
+        self.branch.completion_tokens = counted + usage.completion_tokens
+        self.branch.prompt_tokens += usage.prompt_tokens
+        return step
+
+    def _sampling(self, budget: int) -> Sampling:
+        seed = self.branch.seed
+        return Sampling(
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            min_p=self.config.min_p,
+            top_k=self.config.top_k,
+            max_tokens=budget,
+            # A new seed each round, or a retried round would repeat itself word for word.
+            seed=None if seed is None else seed + 1000 * (self.branch.rounds - 1),
+            stop=STOP,
+        )
+
+    async def _execute(self, code: str) -> str:
+        step = Step(kind="code", code=code, started=self.now())
+        self.branch.steps.append(step)
+        self.branch.status = BranchStatus.EXECUTING
+        self.emit("code_started")
+        if self.kernel is None:
+            self.kernel = await self.kernels.acquire()
+        execution = await self.kernel.execute(code, timeout=self.config.code_timeout)
+        step.outputs = execution.outputs
+        step.execution = "restarted" if execution.restarted and execution.status == "ok" else execution.status
+        step.feedback = execution.feedback(self.config.output_limit)
+        step.duration = self.now() - step.started
+        self.branch.status = BranchStatus.RUNNING
+        self.emit("code_finished")
+        return step.feedback
+
+    def _settle_answer(self) -> None:
+        found = _answer_of(self.branch.steps)
+        if found is not None:
+            self.branch.answer, self.branch.answer_source = found
+        self.branch.status = BranchStatus.ANSWERED if found else BranchStatus.NO_ANSWER
+
+
+def _answer_of(steps: list[Step]) -> tuple[str, str] | None:
+    """The last answer in the replies: a boxed one first (the visible text, then the thinking),
+    else a fallback, recorded as such."""
+    text = "\n".join(s.text for s in steps if s.kind == "text")
+    reasoning = "\n".join(s.reasoning for s in steps if s.kind == "text")
+    found = [extract_answer(part) for part in (text, reasoning) if part.strip()]
+    found = [f for f in found if f is not None]
+    for candidate in sorted(found, key=lambda f: f.source != "boxed"):
+        return candidate.answer, candidate.source
+    return None
+
+
+def _has_boxed_answer(text: str) -> bool:
+    found = extract_answer(text)
+    return found is not None and found.source == "boxed"

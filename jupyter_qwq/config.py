@@ -1,0 +1,197 @@
+"""Every option of a solve, as documented traitlets on one Configurable, and the flag parser.
+
+`%config Solve.branches = 8`, `c.Solve.branches = 8` in ipython_config.py, `jupyter-qwq solve
+--branches 8` and `solve(problem, branches=8)` all set the same trait. The CLI and the magic
+parse flags with the same `build_parser()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+from .exceptions import ConfigError
+
+ENGINES = ("auto", "vllm", "llamacpp", "endpoint")
+
+
+class Solve(Configurable):
+    """How a problem is solved: branches, rounds of code, sampling, engine and budgets."""
+
+    branches = Int(8, help="Number of reasoning branches sampled for each problem.").tag(config=True)
+    rounds = Int(
+        4, help="Most code blocks a branch may run; each one's output goes back to the model."
+    ).tag(config=True)
+    engine = CaselessStrEnum(
+        ENGINES,
+        default_value="auto",
+        help="Where the model runs. auto: vLLM when it is installed and GPUs are visible, an "
+        "endpoint when --endpoint is given, else the embedded llama.cpp default.",
+    ).tag(config=True)
+    model = Unicode(
+        "",
+        help="Model to serve or request. llamacpp: a local GGUF path (default: the embedded "
+        "Qwen2.5-Coder-0.5B-Instruct); vllm: a model id or local path (default: Qwen/QwQ-32B); "
+        "endpoint: the model name (default: the first one the server lists).",
+    ).tag(config=True)
+    endpoint = Unicode(
+        "", help="Base URL of an OpenAI-compatible server, e.g. http://host:8000/v1."
+    ).tag(config=True)
+    api_key = Unicode(
+        "", help="API key for --endpoint. Never written into a record or a notebook."
+    ).tag(config=True)
+    temperature = Float(0.7, help="Sampling temperature.").tag(config=True)
+    top_p = Float(0.95, help="Nucleus sampling: keep the smallest set of tokens with this mass.").tag(
+        config=True
+    )
+    min_p = Float(
+        0.05, help="Min-p sampling: drop tokens below this fraction of the top token's probability."
+    ).tag(config=True)
+    top_k = Int(0, help="Keep only the k most likely tokens; 0 turns it off.").tag(config=True)
+    max_tokens = Int(
+        4096, help="Token budget of one branch, over all its rounds (raise it for QwQ: 16k-32k)."
+    ).tag(config=True)
+    seed = Int(
+        -1, help="Base sampling seed; branch i uses seed + i. -1 picks one at random (recorded)."
+    ).tag(config=True)
+    code_timeout = Float(10.0, help="Seconds one code block may run before it is interrupted.").tag(
+        config=True
+    )
+    output_limit = Int(
+        1000, help="Characters of a code block's output given back to the model (head and tail)."
+    ).tag(config=True)
+    early_stop = Bool(
+        True,
+        help="Stop the remaining branches once they can no longer change the vote's winner.",
+    ).tag(config=True)
+    time_limit = Float(
+        0.0, help="Wall-clock budget of a whole solve in seconds; 0 means no limit."
+    ).tag(config=True)
+    request_timeout = Float(
+        600.0,
+        help="Seconds to wait for the server's next bytes (llama.cpp queues requests, so this "
+        "covers waiting for other branches).",
+    ).tag(config=True)
+    server_start_timeout = Float(
+        600.0, help="Seconds a managed server may take to become ready."
+    ).tag(config=True)
+    context_size = Int(
+        8192, help="Context window of the embedded llama.cpp server, in tokens."
+    ).tag(config=True)
+
+    @validate("branches", "max_tokens")
+    def _at_least_one(self, proposal: Any) -> int:
+        if proposal.value < 1:
+            raise TraitError(f"{proposal.trait.name} must be at least 1, not {proposal.value}")
+        return proposal.value
+
+    @validate("rounds", "top_k", "output_limit")
+    def _not_negative(self, proposal: Any) -> int:
+        if proposal.value < 0:
+            raise TraitError(f"{proposal.trait.name} must be 0 or more, not {proposal.value}")
+        return proposal.value
+
+    @validate("temperature", "time_limit")
+    def _not_negative_float(self, proposal: Any) -> float:
+        if proposal.value < 0:
+            raise TraitError(f"{proposal.trait.name} must be 0 or more, not {proposal.value}")
+        return proposal.value
+
+    @validate("top_p", "min_p")
+    def _probability(self, proposal: Any) -> float:
+        if not 0.0 <= proposal.value <= 1.0:
+            raise TraitError(f"{proposal.trait.name} must be between 0 and 1, not {proposal.value}")
+        return proposal.value
+
+    @validate("code_timeout", "request_timeout", "server_start_timeout")
+    def _positive_seconds(self, proposal: Any) -> float:
+        if proposal.value <= 0:
+            raise TraitError(f"{proposal.trait.name} must be more than 0 seconds")
+        return proposal.value
+
+    def options(self) -> dict[str, Any]:
+        """The settings to record: every trait but the secret."""
+        return {name: getattr(self, name) for name in self.trait_names(config=True) if name != "api_key"}
+
+
+def make_config(base: Solve | None = None, **overrides: Any) -> Solve:
+    """A Solve with `overrides` applied over `base` (or the defaults); bad values → ConfigError."""
+    config = Solve(parent=base.parent if base else None, config=base.config if base else None)
+    if base is not None:
+        for name in base.trait_names(config=True):
+            setattr(config, name, getattr(base, name))
+    unknown = sorted(set(overrides) - set(config.trait_names(config=True)))
+    if unknown:
+        raise ConfigError(
+            f"unknown option {', '.join(unknown)}; known options: "
+            + ", ".join(sorted(config.trait_names(config=True)))
+        )
+    for name, value in overrides.items():
+        try:
+            setattr(config, name, value)
+        except TraitError as error:
+            raise ConfigError(f"bad value for {name}: {_first_line(error)}") from None
+    return config
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]
+
+
+# Flag name → trait name. Booleans are handled apart (--no-early-stop).
+_FLAGS = {
+    "--branches": "branches",
+    "--rounds": "rounds",
+    "--engine": "engine",
+    "--model": "model",
+    "--endpoint": "endpoint",
+    "--api-key": "api_key",
+    "--temperature": "temperature",
+    "--top-p": "top_p",
+    "--min-p": "min_p",
+    "--top-k": "top_k",
+    "--max-tokens": "max_tokens",
+    "--seed": "seed",
+    "--code-timeout": "code_timeout",
+    "--output-limit": "output_limit",
+    "--time-limit": "time_limit",
+    "--context-size": "context_size",
+}
+
+
+class FlagError(ConfigError):
+    """A flag the parser does not know, or a value of the wrong type."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print and exit
+        raise FlagError(f"{message}\n{self.format_usage().strip()}")
+
+
+def build_parser(prog: str = "jupyter-qwq solve", with_problem: bool = True) -> argparse.ArgumentParser:
+    """The solve flags, shared by the CLI and the %%solve magic."""
+    parser = _Parser(prog=prog, description="Solve a problem with reasoning branches.")
+    if with_problem:
+        parser.add_argument("problem", help="the problem text ('-' reads it from standard input)")
+    types = {"branches": int, "rounds": int, "top_k": int, "max_tokens": int, "seed": int,
+             "output_limit": int, "context_size": int, "temperature": float, "top_p": float,
+             "min_p": float, "code_timeout": float, "time_limit": float}
+    for flag, trait in _FLAGS.items():
+        help_text = Solve.class_traits()[trait].help
+        if trait == "engine":
+            parser.add_argument(flag, dest=trait, choices=ENGINES, help=help_text)
+        else:
+            parser.add_argument(flag, dest=trait, type=types.get(trait, str), help=help_text,
+                                metavar=trait.upper())
+    parser.add_argument("--no-early-stop", dest="early_stop", action="store_false", default=None,
+                        help="Run every branch to its end even when the vote is decided.")
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line (unset flags are left to the configuration)."""
+    names = set(_FLAGS.values()) | {"early_stop"}
+    return {name: value for name, value in vars(args).items() if name in names and value is not None}

@@ -1,0 +1,99 @@
+"""Choosing the engine and keeping managed servers alive between solves.
+
+The solver only ever sees an `Engine`: a client and what to record about it. Whether a server was
+started here (and is reused while it lives) or is remote is decided in this module alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..exceptions import ConfigError
+from ..session import EngineInfo
+from .client import EngineClient
+
+if TYPE_CHECKING:
+    from ..config import Solve
+    from .servers import ManagedServer
+
+DEFAULT_VLLM_MODEL = "Qwen/QwQ-32B"
+
+# Managed servers started by this process, by (kind, model, context): reused while alive.
+_running: dict[tuple[str, str, int], ManagedServer] = {}
+
+
+@dataclass
+class Engine:
+    client: EngineClient
+    info: EngineInfo
+    server: ManagedServer | None = None
+
+
+def choose_kind(config: Solve) -> str:
+    """auto → an endpoint when one is given, vLLM when installed with GPUs visible, else llama.cpp."""
+    if config.engine != "auto":
+        if config.engine == "endpoint" and not config.endpoint:
+            raise ConfigError("--engine endpoint needs --endpoint URL (e.g. http://host:8000/v1)")
+        return config.engine
+    if config.endpoint:
+        return "endpoint"
+    from .servers import visible_gpu_count, vllm_available
+
+    if vllm_available() and visible_gpu_count() > 0:
+        return "vllm"
+    return "llamacpp"
+
+
+async def open_engine(config: Solve) -> Engine:
+    """A ready engine for `config`: connect to the endpoint, or start (or reuse) a server."""
+    kind = choose_kind(config)
+    if kind == "endpoint":
+        client = _client(config, config.endpoint, config.model, config.api_key)
+        try:
+            model = await client.resolve_model()
+        except BaseException:
+            await client.aclose()
+            raise
+        return Engine(client, EngineInfo(kind="endpoint", model=model, endpoint=client.base_url))
+    server = await _managed_server(kind, config)
+    client = _client(config, server.base_url, server.model_name, server.api_key)
+    return Engine(client, EngineInfo(kind=kind, model=server.model_name, endpoint=server.base_url), server)
+
+
+def _client(config: Solve, base_url: str, model: str, api_key: str) -> EngineClient:
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"the endpoint {base_url!r} is not an http(s) URL, e.g. http://host:8000/v1")
+    return EngineClient(base_url, model=model, api_key=api_key, read_timeout=config.request_timeout)
+
+
+async def _managed_server(kind: str, config: Solve) -> ManagedServer:
+    key = (kind, config.model, config.context_size)
+    server = _running.get(key)
+    if server is not None and server.alive:
+        return server
+    server = _new_server(kind, config)
+    await server.start(timeout=config.server_start_timeout)
+    _running[key] = server
+    return server
+
+
+def _new_server(kind: str, config: Solve) -> ManagedServer:
+    from .servers import LlamaCppServer, VllmServer
+
+    if kind == "llamacpp":
+        from .models import resolve_model
+
+        return LlamaCppServer(resolve_model(config.model or None), n_ctx=config.context_size)
+    return VllmServer(config.model or DEFAULT_VLLM_MODEL)
+
+
+def running_servers() -> list[ManagedServer]:
+    return [s for s in _running.values() if s.alive]
+
+
+def stop_servers() -> None:
+    """Stop every server this process started."""
+    for server in list(_running.values()):
+        server.stop()
+    _running.clear()

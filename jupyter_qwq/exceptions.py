@@ -1,0 +1,52 @@
+"""Every error jupyter_qwq raises on purpose, as one small tree.
+
+    QwqError
+    ├── ConfigError            (ValueError)       a bad option value or an empty problem
+    ├── ModelNotFound          (FileNotFoundError) the model file or package is missing
+    ├── EngineError            (ConnectionError)
+    │   ├── EngineUnreachable                      nothing answers at the endpoint
+    │   ├── EngineDied                             the server stopped mid-request
+    │   └── ServerStartError                       a managed server never became ready
+    ├── KernelError            (RuntimeError)     a subkernel could not be started or used
+    └── SolveTimeout           (TimeoutError)     the whole-solve wall-clock budget ran out
+
+Every message says what to do next: it is printed to the user as it is.
+"""
+
+from __future__ import annotations
+
+
+class QwqError(Exception):
+    """Root of jupyter_qwq's errors."""
+
+
+class ConfigError(QwqError, ValueError):
+    """An option has a value that cannot work, or the problem is empty."""
+
+
+class ModelNotFound(QwqError, FileNotFoundError):
+    """The model to serve cannot be found on disk or in the installed packages."""
+
+
+class EngineError(QwqError, ConnectionError):
+    """The engine could not be reached, started, or kept alive."""
+
+
+class EngineUnreachable(EngineError):
+    """No OpenAI-compatible server answers at the endpoint."""
+
+
+class EngineDied(EngineError):
+    """The server closed the connection or exited in the middle of a request."""
+
+
+class ServerStartError(EngineError):
+    """A managed server exited or timed out before it was ready."""
+
+
+class KernelError(QwqError, RuntimeError):
+    """A subkernel could not be started, or died in a way that cannot be recovered."""
+
+
+class SolveTimeout(QwqError, TimeoutError):
+    """The wall-clock budget of a solve ran out."""

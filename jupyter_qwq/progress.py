@@ -1,0 +1,93 @@
+"""Terminal views of a Session: live progress while it runs, and the summary at the end."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .events import Event
+from .session import BranchStatus, Session
+
+_STATUS_STYLE = {
+    BranchStatus.PENDING: "dim",
+    BranchStatus.RUNNING: "cyan",
+    BranchStatus.EXECUTING: "magenta",
+    BranchStatus.ANSWERED: "green",
+    BranchStatus.NO_ANSWER: "yellow",
+    BranchStatus.STOPPED: "dim",
+    BranchStatus.FAILED: "red",
+}
+
+
+def branch_table(session: Session) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("branch", "prompt", "status", "rounds", "tokens", "answer"):
+        table.add_column(column, justify="right" if column in ("branch", "rounds", "tokens") else "left")
+    for b in session.branches:
+        answer = b.answer if b.answer is not None else ""
+        if b.answer_source.startswith("fallback"):
+            answer += " (fallback)"
+        status = Text(b.status.value, style=_STATUS_STYLE[b.status])
+        table.add_row(str(b.index), b.prompt, status, str(b.rounds), str(b.completion_tokens), answer)
+    return table
+
+
+def tally_line(session: Session) -> Text:
+    if not session.vote.tally:
+        return Text("vote: no answer yet", style="dim")
+    parts = [f"{item.answer} ×{item.count}" for item in session.vote.tally[:5]]
+    return Text("vote: " + "   ".join(parts) + f"   (agreement {session.vote.agreement:.0%})")
+
+
+def header(session: Session, elapsed: float) -> Text:
+    done = sum(b.status.finished for b in session.branches)
+    tokens = session.completion_tokens
+    rate = tokens / elapsed if elapsed > 0 else 0.0
+    return Text(
+        f"{session.engine.kind} · {session.engine.model} · {elapsed:.0f} s · {tokens} tokens "
+        f"({rate:.1f}/s) · {done}/{len(session.branches)} branches done",
+        style="bold",
+    )
+
+
+class LiveProgress:
+    """A rich Live display fed by solver events, redrawn at most a few times a second."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.session: Session | None = None
+        self.started = time.monotonic()
+        self.live = Live(console=console, refresh_per_second=4, get_renderable=self._render, transient=True)
+
+    def __call__(self, event: Event) -> None:
+        self.session = event.session
+        if event.kind == "started":
+            self.started = time.monotonic()
+            self.live.start()
+        elif event.kind == "finished":
+            self.live.stop()
+
+    def _render(self) -> Group | Text:
+        if self.session is None:
+            return Text("starting…")
+        elapsed = time.monotonic() - self.started
+        return Group(header(self.session, elapsed), branch_table(self.session), tally_line(self.session))
+
+    def stop(self) -> None:
+        self.live.stop()
+
+
+def print_summary(console: Console, session: Session) -> None:
+    console.print(header(session, session.elapsed))
+    console.print(branch_table(session))
+    console.print(tally_line(session))
+    if session.vote.decided_early:
+        console.print("early stop: the remaining branches could not change the winner", style="dim")
+    if session.vote.tie:
+        console.print("tie: the group whose first answer came from the lowest branch won", style="dim")
+    answer = session.answer if session.answer is not None else "no answer"
+    console.print(Text(f"answer: {answer}", style="bold green" if session.answer else "bold yellow"))

@@ -1,0 +1,153 @@
+"""Runs N branches concurrently, votes as they finish, and stops early once the vote is decided."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from .answers import decided, vote
+from .branch import BranchRun
+from .events import Emitter, Listener
+from .exceptions import ConfigError, QwqError
+from .prompts import variant_for
+from .session import Branch, EngineInfo, Session, SolveStatus
+
+if TYPE_CHECKING:
+    from .config import Solve
+    from .engines.client import EngineClient
+    from .kernels import KernelPool
+
+# A problem longer than this is almost surely a mistake (a pasted file), not a problem.
+MAX_PROBLEM_CHARS = 200_000
+
+
+def check_problem(problem: object) -> str:
+    if not isinstance(problem, str):
+        raise ConfigError(f"the problem must be text, not {type(problem).__name__}")
+    text = problem.strip()
+    if not text:
+        raise ConfigError("the problem is empty: write the problem to solve (in the cell, or as an argument)")
+    if "\x00" in text:
+        raise ConfigError("the problem contains NUL bytes: is it a binary file? Pass the problem as text")
+    if len(text) > MAX_PROBLEM_CHARS:
+        raise ConfigError(
+            f"the problem is {len(text):,} characters long (at most {MAX_PROBLEM_CHARS:,}); "
+            "shorten it to the problem itself"
+        )
+    return text
+
+
+class Solver:
+    def __init__(
+        self,
+        config: Solve,
+        client: EngineClient,
+        engine: EngineInfo,
+        kernels: KernelPool,
+        listeners: tuple[Listener, ...] | list[Listener] = (),
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.engine = engine
+        self.kernels = kernels
+        self.emitter = Emitter(listeners)
+
+    def new_session(self, problem: str) -> Session:
+        options = self.config.options()
+        base_seed = self.config.seed if self.config.seed >= 0 else random.randrange(2**31 - 2**20)
+        options["seed"] = base_seed
+        session = Session(
+            problem=check_problem(problem),
+            config=options,
+            engine=self.engine,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        session.branches = [
+            Branch(index=i, prompt=variant_for(i, self.config.rounds).name, seed=base_seed + i)
+            for i in range(self.config.branches)
+        ]
+        return session
+
+    async def run(self, problem: str, session: Session | None = None) -> Session:
+        """Solve `problem`, filling `session` (or a new one) as it goes.
+
+        On an error the record is kept: the exception carries it as `.session`.
+        """
+        session = session or self.new_session(problem)
+        started = time.monotonic()
+        self.emitter.emit("started", session)
+        coders = sum(variant_uses_code(b) for b in session.branches)
+        # Kernels warm up while the first tokens stream; more than a few would slow the server.
+        if coders:
+            await self.kernels.prestart(coders)
+        runs = [
+            BranchRun(session, b, self.config, self.client, self.kernels, self.emitter, started)
+            for b in session.branches
+        ]
+        tasks = {asyncio.create_task(run.run(), name=f"branch-{run.branch.index}"): run for run in runs}
+        try:
+            await self._supervise(session, tasks, started)
+        except BaseException as error:
+            await _cancel_all(tasks)
+            session.status = _status_for(error)
+            if isinstance(error, QwqError):
+                session.error = str(error)
+                error.session = session  # type: ignore[attr-defined]
+            elif isinstance(error, Exception):
+                session.error = f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            session.elapsed = time.monotonic() - started
+            self.emitter.emit("finished", session)
+        return session
+
+    async def _supervise(self, session: Session, tasks: dict[asyncio.Task, BranchRun], started: float) -> None:
+        deadline = started + self.config.time_limit if self.config.time_limit else None
+        pending = set(tasks)
+        early = False
+        while pending:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:  # the wall-clock budget ran out
+                await _cancel_all(pending)
+                session.status = SolveStatus.TIMED_OUT
+                session.error = (
+                    f"the time limit of {self.config.time_limit:g} s ran out; "
+                    f"{len(pending)} branch(es) were stopped (raise --time-limit to give them longer)"
+                )
+                break
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            session.vote = await asyncio.to_thread(vote, {b.index: b.answer for b in session.branches})
+            self.emitter.emit("vote", session)
+            if pending and self.config.early_stop and decided(session.vote, len(pending)):
+                await _cancel_all(pending)
+                early = True
+                break
+        session.vote = await asyncio.to_thread(vote, {b.index: b.answer for b in session.branches})
+        session.vote.decided_early = early
+        if session.status is SolveStatus.RUNNING:
+            session.status = SolveStatus.DONE
+        self.emitter.emit("vote", session)
+
+
+def variant_uses_code(branch: Branch) -> bool:
+    return branch.prompt.startswith("tir")
+
+
+async def _cancel_all(tasks: set[asyncio.Task] | dict[asyncio.Task, BranchRun]) -> None:
+    tasks = set(tasks)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _status_for(error: BaseException) -> SolveStatus:
+    if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
+        return SolveStatus.CANCELLED
+    return SolveStatus.FAILED

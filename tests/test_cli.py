@@ -1,0 +1,88 @@
+"""`jupyter-qwq` as a user runs it: exit codes, one-line errors, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jupyter_qwq import __version__
+
+from scripted_server import Reply, ScriptedServer, branch_and_round
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_qwq.cli", *args],
+        input=stdin, capture_output=True, text=True, timeout=100,
+    )
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"jupyter-qwq {__version__}"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["solve", ""], "the problem is empty"),
+        (["solve", "1+1", "--branches", "many"], "invalid int value"),
+        (["solve", "1+1", "--branches", "0"], "branches must be at least 1"),
+        (["solve", "1+1", "--min-p", "2"], "min_p must be between 0 and 1"),
+        (["solve", "1+1", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["solve", "1+1", "--engine", "tpu"], "invalid choice"),
+        (["solve", "1+1", "--engine", "endpoint"], "needs --endpoint"),
+        (["solve"], "the following arguments are required: problem"),
+        (["explode"], "unknown command"),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_exit_2(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_endpoint_exits_1_with_a_hint_and_no_traceback():
+    result = run_cli("solve", "1+1", "--endpoint", "http://127.0.0.1:9/v1")
+    assert result.returncode == 1
+    assert "Nothing answers at http://127.0.0.1:9/v1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_json_prints_only_the_record():
+    def script(body):
+        branch, _ = branch_and_round(body)
+        return Reply(f"\\boxed{{{5 if branch < 2 else 6}}}")
+
+    with ScriptedServer(script) as server:
+        result = run_cli("solve", "-", "--endpoint", server.base_url, "--branches", "3", "--rounds", "0",
+                         "--seed", "0", "--no-early-stop", "--json", stdin="What is 2+3?")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["problem"] == "What is 2+3?"
+    assert record["vote"]["answer"] == "5"
+    assert record["vote"]["tally"] == [{"answer": "5", "count": 2, "branches": [0, 1]},
+                                       {"answer": "6", "count": 1, "branches": [2]}]
+    assert record["config"]["early_stop"] is False and record["engine"]["kind"] == "endpoint"
+
+
+def test_a_dying_server_still_prints_the_partial_record_with_json():
+    with ScriptedServer(lambda body: Reply("y" * 100, die_after=2)) as server:
+        result = run_cli("solve", "1+1", "--endpoint", server.base_url, "--branches", "2", "--json")
+    assert result.returncode == 1
+    assert "closed the stream mid-reply" in result.stderr and "Traceback" not in result.stderr
+    record = json.loads(result.stdout)
+    assert record["status"] == "failed" and len(record["branches"]) == 2
+
+
+def test_summary_without_json_shows_the_answer():
+    with ScriptedServer(lambda body: Reply("so \\boxed{\\frac{1}{2}}")) as server:
+        result = run_cli("solve", "half?", "--endpoint", server.base_url, "--branches", "2", "--rounds", "0")
+    assert result.returncode == 0, result.stderr
+    assert "answer: \\frac{1}{2}" in result.stdout
