@@ -20,6 +20,9 @@ __all__ = [
     "solve",
     "vote",
     "QwqError",
+    "last_session",
+    "load_ipython_extension",
+    "unload_ipython_extension",
 ]
 
 # Imported on first use, so that importing the package (and %load_ext) stays fast.
@@ -32,7 +35,29 @@ _LAZY = {
     "extract_answer": ".answers",
     "vote": ".answers",
     "QwqError": ".exceptions",
+    "last_session": ".workbench",
 }
+
+_workbench = None
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """`%load_ext jupyter_qwq`: registers %%solve and %qwq, and the Solve configurable."""
+    global _workbench
+    from .magics import load
+
+    if _workbench is None:
+        _workbench = load(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """Stops every solve, subkernel and server the extension started."""
+    global _workbench
+    from .magics import unload
+
+    if _workbench is not None:
+        unload(_workbench)
+        _workbench = None
 
 
 def __getattr__(name: str) -> Any:

@@ -21,12 +21,14 @@ async def async_solve(
     listeners: tuple[Listener, ...] | list[Listener] = (),
     opened_engine: Engine | None = None,
     session: Session | None = None,
+    kernels: KernelPool | None = None,
     **options: Any,
 ) -> Session:
     """Solve `problem` with reasoning branches and return the Session record.
 
     `options` are Solve traits (branches=8, rounds=4, temperature=0.7, ...) over `config`.
-    `opened_engine` reuses an engine the caller opened (and keeps open) instead of opening one.
+    `opened_engine` reuses an engine the caller opened (and keeps open) instead of opening one;
+    `kernels` a pool the caller owns (kept warm across solves) instead of a pool for this solve.
     A managed server is started on first use and reused by later solves; subkernels are
     started for this solve and always shut down before it returns.
     """
@@ -35,12 +37,19 @@ async def async_solve(
     owns_engine = opened_engine is None
     engine = opened_engine or await open_engine(config)
     try:
-        async with KernelPool(workdir=None) as kernels:
-            solver = Solver(config, engine.client, engine.info, kernels, listeners)
-            return await solver.run(problem, session or solver.new_session(problem))
+        if kernels is not None:
+            return await _run(problem, config, engine, kernels, listeners, session)
+        async with KernelPool() as own_kernels:
+            return await _run(problem, config, engine, own_kernels, listeners, session)
     finally:
         if owns_engine:
             await engine.client.aclose()
+
+
+async def _run(problem: str, config: Solve, engine: Engine, kernels: KernelPool,
+               listeners: Any, session: Session | None) -> Session:
+    solver = Solver(config, engine.client, engine.info, kernels, listeners)
+    return await solver.run(problem, session or solver.new_session(problem))
 
 
 def solve(problem: str, config: Solve | None = None, **options: Any) -> Session:

@@ -78,6 +78,9 @@ class Solve(Configurable):
     server_start_timeout = Float(
         600.0, help="Seconds a managed server may take to become ready."
     ).tag(config=True)
+    warm_kernels = Int(
+        4, help="Subkernels a notebook keeps started between solves, so the next one need not wait."
+    ).tag(config=True)
     context_size = Int(
         8192, help="Context window of the embedded llama.cpp server, in tokens."
     ).tag(config=True)
@@ -88,7 +91,7 @@ class Solve(Configurable):
             raise TraitError(f"{proposal.trait.name} must be at least 1, not {proposal.value}")
         return proposal.value
 
-    @validate("rounds", "top_k", "output_limit")
+    @validate("rounds", "top_k", "output_limit", "warm_kernels")
     def _not_negative(self, proposal: Any) -> int:
         if proposal.value < 0:
             raise TraitError(f"{proposal.trait.name} must be 0 or more, not {proposal.value}")

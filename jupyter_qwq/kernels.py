@@ -634,6 +634,15 @@ class KernelPool:
         self._check_open()
         self._warm.extend(self._start_in_background() for _ in range(n))
 
+    @property
+    def warm(self) -> int:
+        """How many prestarted kernels wait to be acquired."""
+        return len(self._warm)
+
+    async def fill(self, n: int) -> None:
+        """Prestart kernels until `n` are warm; returns at once."""
+        await self.prestart(max(0, n - len(self._warm)))
+
     async def release(self, kernel: Subkernel) -> None:
         """Shut a kernel down for good."""
         self._kernels.pop(kernel, None)

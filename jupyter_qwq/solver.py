@@ -82,7 +82,7 @@ class Solver:
         coders = sum(variant_uses_code(b) for b in session.branches)
         # Kernels warm up while the first tokens stream; more than a few would slow the server.
         if coders:
-            await self.kernels.prestart(coders)
+            await self.kernels.fill(coders)
         runs = [
             BranchRun(session, b, self.config, self.client, self.kernels, self.emitter, started)
             for b in session.branches
