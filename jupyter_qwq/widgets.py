@@ -8,6 +8,7 @@ is saved as the cell's output when the solve ends. Then the view shrinks to a su
 
 from __future__ import annotations
 
+import asyncio
 import html
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from .events import Event
 from .render import output_html
 from .session import Branch, BranchStatus, Session, Step
 
-REDRAW_EVERY = 0.3  # seconds between redraws of one branch while it streams
+REDRAW_EVERY = 0.3  # seconds between redraws while the branches stream
 TEXT_TAIL = 1200  # characters of a branch's latest text shown live
 THINKING_TAIL = 600
 CODE_HEAD = 800
@@ -36,77 +37,83 @@ def _e(text: object) -> str:
 
 
 class LiveView:
-    """Header, vote panel and one card per branch; call it with solver events."""
+    """Header, vote panel, controls and the branch cards; call it with solver events.
+
+    The cards are one HTML widget (a CSS grid), redrawn at most every REDRAW_EVERY seconds: a
+    widget per branch would multiply the models saved into the notebook.
+    """
 
     def __init__(self, on_stop: Callable[[], None] | None = None) -> None:
         self.session: Session | None = None
         self.started = time.monotonic()
-        self._drawn: dict[int, float] = {}
-        self._header_drawn = 0.0
+        self._drawn = 0.0
+        self._flush_pending = False
+        self._finished = False
+        self.redraws = 0
         self.header = w.HTML("<b>jupyter_qwq</b> · starting…")
         self.vote = w.HTMLMath("")
-        self.layout_toggle = w.ToggleButtons(options=list(_GRID), value="stacked", style={"button_width": "110px"})
-        self.layout_toggle.observe(self._guarded(self._relayout), names="value")
+        self.layout_toggle = w.ToggleButtons(options=list(_GRID), value="stacked",
+                                             style={"button_width": "110px"})
+        self.show_thinking = w.Checkbox(value=False, description="thinking", indent=False)
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning",
                                     layout=w.Layout(display="" if on_stop else "none"))
         self._on_stop = on_stop
         self.stop_button.on_click(self._guarded(lambda _button: self._stop()))
+        for control in (self.layout_toggle, self.show_thinking):
+            control.observe(self._guarded(lambda _change: self._redraw()), names="value")
         self.message = w.HTML("")
-        self.cards = w.GridBox([], layout=w.Layout(grid_template_columns=_GRID["stacked"], grid_gap="6px"))
-        self.widget = w.VBox([self.header, self.vote, w.HBox([self.layout_toggle, self.stop_button]),
-                              self.message, self.cards])
-
-    # -- events -------------------------------------------------------------------------------
+        self.cards = w.HTML("")
+        self.controls = w.HBox([self.layout_toggle, self.show_thinking, self.stop_button])
+        self.widget = w.VBox([self.header, self.vote, self.controls, self.message, self.cards])
 
     def __call__(self, event: Event) -> None:
-        session = self.session = event.session
+        self.session = event.session
         if event.kind == "started":
             self.started = time.monotonic()
-            self.cards.children = [w.HTML() for _ in session.branches]
-        now = time.monotonic()
-        if event.branch is not None and self._due(event, now):
-            self._drawn[event.branch] = now
-            self._draw_card(session.branches[event.branch])
-        if event.kind in ("vote", "finished", "started") or now - self._header_drawn >= REDRAW_EVERY:
-            self._header_drawn = now
-            with self.header.hold_sync(), self.vote.hold_sync():
-                self.header.value = header_html(session, now - self.started)
-                self.vote.value = vote_html(session)
+        wait = REDRAW_EVERY - (time.monotonic() - self._drawn)
+        if wait <= 0:
+            self._redraw()
+        elif not self._flush_pending:
+            # Events come on the solver's loop: draw what is left once the interval has passed.
+            self._flush_pending = True
+            asyncio.get_running_loop().call_later(wait, self._flush)
 
-    def _due(self, event: Event, now: float) -> bool:
-        if event.kind != "delta":
-            return True
-        return now - self._drawn.get(event.branch or 0, 0.0) >= REDRAW_EVERY
+    def _flush(self) -> None:
+        self._flush_pending = False
+        self._redraw()
 
-    def _draw_card(self, branch: Branch) -> None:
-        if branch.index < len(self.cards.children):
-            card = self.cards.children[branch.index]
-            card.value = live_card_html(branch)
-
-    # -- the end --------------------------------------------------------------------------------
+    def _redraw(self) -> None:
+        session = self.session
+        if session is None or self._finished:
+            return
+        self.redraws += 1
+        self._drawn = time.monotonic()
+        with self.header.hold_sync(), self.vote.hold_sync(), self.cards.hold_sync():
+            self.header.value = header_html(session, time.monotonic() - self.started)
+            self.vote.value = vote_html(session)
+            columns = _GRID[self.layout_toggle.value]
+            cards = "".join(live_card_html(b, self.show_thinking.value) for b in session.branches)
+            self.cards.value = f"<div style='display:grid;grid-template-columns:{columns};gap:6px'>{cards}</div>"
 
     def finish(self, session: Session, note: str = "") -> None:
         """Shrink to a summary: the full record is the cell's saved output from now on."""
+        self._finished = True
         self.session = session
-        with self.header.hold_sync():
+        with self.header.hold_sync(), self.vote.hold_sync(), self.cards.hold_sync():
             self.header.value = header_html(session, session.elapsed)
             self.vote.value = vote_html(session)
-            self.stop_button.layout.display = "none"
-            self.layout_toggle.layout.display = "none"
             self.message.value = f"<span style='color:#888'>{_e(note)}</span>" if note else ""
-            for branch, card in zip(session.branches, self.cards.children):
-                card.value = summary_card_html(branch)
-
-    # -- controls ---------------------------------------------------------------------------
+            self.cards.value = "".join(summary_card_html(b) for b in session.branches)
+        retired = list(self.controls.children)
+        self.controls.children = []
+        for widget in retired:
+            _close(widget)
 
     def _stop(self) -> None:
         self.stop_button.disabled = True
         self.stop_button.description = "Stopping…"
         if self._on_stop is not None:
             self._on_stop()
-
-    def _relayout(self, change: dict) -> None:
-        self.cards.layout.grid_template_columns = _GRID[change["new"]]
 
     def _guarded(self, callback: Callable) -> Callable:
         """Errors in front-end callbacks are shown in the view, never lost."""
@@ -115,9 +122,17 @@ class LiveView:
             try:
                 callback(*args)
             except Exception as error:  # shown to the user, who can act on it
-                self.message.value = f"<span style='color:#d62728'>{_e(type(error).__name__)}: {_e(error)}</span>"
+                self.message.value = (
+                    f"<span style='color:#d62728'>{_e(type(error).__name__)}: {_e(error)}</span>"
+                )
 
         return run
+
+
+def _close(widget: w.Widget) -> None:
+    for part in (getattr(widget, "layout", None), getattr(widget, "style", None), widget):
+        if isinstance(part, w.Widget):
+            part.close()
 
 
 def header_html(session: Session, elapsed: float) -> str:
@@ -161,14 +176,14 @@ def _card_title(branch: Branch) -> str:
     )
 
 
-def live_card_html(branch: Branch) -> str:
+def live_card_html(branch: Branch, thinking: bool = False) -> str:
     parts = [_card_title(branch)]
     texts = [s for s in branch.steps if s.kind == "text"]
     codes = [s for s in branch.steps if s.kind == "code"]
-    if texts and texts[-1].reasoning:
+    if thinking and texts and texts[-1].reasoning:
         parts.append(
-            "<details><summary>thinking</summary><div style='white-space:pre-wrap;color:#777'>"
-            f"{_e(_tail(texts[-1].reasoning, THINKING_TAIL))}</div></details>"
+            "<div style='white-space:pre-wrap;color:#777;border-left:2px solid #ccc;padding-left:6px'>"
+            f"{_e(_tail(texts[-1].reasoning, THINKING_TAIL))}</div>"
         )
     if codes:
         parts.append(_code_html(codes[-1], len(codes)))

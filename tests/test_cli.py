@@ -86,3 +86,42 @@ def test_summary_without_json_shows_the_answer():
         result = run_cli("solve", "half?", "--endpoint", server.base_url, "--branches", "2", "--rounds", "0")
     assert result.returncode == 0, result.stderr
     assert "answer: \\frac{1}{2}" in result.stdout
+
+
+def test_a_missing_model_says_what_to_do():
+    result = run_cli("solve", "1+1", "--engine", "llamacpp", "--model", "/nonexistent/model.gguf")
+    assert result.returncode == 1
+    assert "/nonexistent/model.gguf" in result.stderr and "GGUF" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_on_a_terminal_progress_is_shown_live(tmp_path):
+    import os
+    import pty
+
+    def script(body):
+        branch, _ = branch_and_round(body)
+        return Reply("thinking " * 30 + f"\\boxed{{{branch % 2}}}", delay=0.02)
+
+    with ScriptedServer(script) as server:
+        leader, follower = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_qwq.cli", "solve", "parity?", "--endpoint", server.base_url,
+             "--branches", "3", "--rounds", "0", "--seed", "0", "--no-early-stop"],
+            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env={**os.environ, "COLUMNS": "120"},
+        )
+        os.close(follower)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        process.wait(60)
+    text = screen.decode(errors="replace")
+    assert process.returncode == 0
+    assert "running" in text  # the live table showed branches while they ran
+    assert "answer: 0" in text and "vote: 0 ×2" in text

@@ -1,0 +1,85 @@
+"""A notebook on the real embedded default: %qwq server, %%solve, and no orphan after a restart."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from jupyter_qwq.session import MIME_TYPE
+
+pytestmark = [pytest.mark.llamacpp, pytest.mark.timeout(900)]
+
+
+def run(client, code: str, timeout: float = 600) -> dict:
+    """Execute `code`; collect stdout, stderr and rich outputs like a front-end would."""
+    outputs = {"stdout": "", "stderr": "", "data": [], "error": None}
+
+    def hook(msg):
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            outputs[content["name"]] += content["text"]
+        elif kind in ("display_data", "execute_result", "update_display_data"):
+            outputs["data"].append(content["data"])
+        elif kind == "error":
+            outputs["error"] = content["ename"]
+
+    client.execute_interactive(code, output_hook=hook, timeout=timeout)
+    return outputs
+
+
+def alive(pid: int) -> bool:
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+
+
+def test_server_magics_solve_and_no_orphans_after_restart(tmp_path):
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(tmp_path))
+    client = km.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        run(client, "%load_ext jupyter_qwq")
+        status = run(client, "%qwq server status")["stdout"]
+        assert "no managed server is running" in status and "llamacpp" in status
+
+        started = run(client, "%qwq server start")["stdout"]
+        assert "llamacpp serving" in started and "http://127.0.0.1:" in started
+        status = run(client, "%qwq server status")["stdout"]
+        for word in ("engine  llamacpp", "url     http://127.0.0.1:", "uptime", "device  CPU"):
+            assert word in status
+        server_pid = int(run(client, "from jupyter_qwq.engines import runtime\n"
+                                     "print(runtime.running_servers()[0].pid)")["stdout"])
+        assert alive(server_pid)
+
+        solved = run(client, "%%solve --branches 2 --rounds 1 --max-tokens 200 --seed 3 --out s\n"
+                             "What is 2 to the power 10? Use Python.")
+        assert solved["error"] is None, solved["stderr"]
+        bundle = next(d for d in solved["data"] if MIME_TYPE in d)
+        record = bundle[MIME_TYPE]
+        assert record["engine"]["kind"] == "llamacpp" and len(record["branches"]) == 2
+        assert all(b["completion_tokens"] > 0 for b in record["branches"] if b["status"] != "stopped")
+        # The same server served the solve: it persists across cells.
+        assert run(client, "print(runtime.running_servers()[0].pid)")["stdout"].strip() == str(server_pid)
+        logs = run(client, "%qwq server logs 3")["stdout"]
+        assert logs.startswith("== ") and len(logs.splitlines()) >= 2
+
+        kernels = json.loads(run(client, "import jupyter_qwq, json\n"
+                                         "print(json.dumps([k.pid for k in jupyter_qwq._workbench._pool.kernels]))")
+                             ["stdout"])
+        km.restart_kernel(now=False)
+        client.wait_for_ready(timeout=60)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (alive(server_pid) or any(alive(p) for p in kernels)):
+            time.sleep(0.5)
+        assert not alive(server_pid), "the llama.cpp server outlived its kernel"
+        assert not [p for p in kernels if alive(p)], "subkernels outlived their kernel"
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)
