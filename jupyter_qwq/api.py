@@ -7,7 +7,7 @@ from typing import Any
 from jupyter_core.utils import run_sync
 
 from .config import Solve, make_config
-from .engines.runtime import Engine, open_engine
+from .engines.runtime import Engine, Recovery, open_engine
 from .events import Listener
 from .kernels import KernelPool
 from .session import Session
@@ -48,7 +48,8 @@ async def async_solve(
 
 async def _run(problem: str, config: Solve, engine: Engine, kernels: KernelPool,
                listeners: Any, session: Session | None) -> Session:
-    solver = Solver(config, engine.client, engine.info, kernels, listeners)
+    recovery = Recovery(engine.server, config.server_start_timeout) if engine.server else None
+    solver = Solver(config, engine.client, engine.info, kernels, listeners, recovery=recovery)
     return await solver.run(problem, session or solver.new_session(problem))
 
 

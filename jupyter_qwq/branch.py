@@ -12,11 +12,13 @@ from . import prompts
 from .answers import extract_answer
 from .codeblocks import first_complete_block
 from .engines.client import Sampling, Usage
+from .exceptions import EngineDied, EngineUnreachable
 from .session import Branch, BranchStatus, Step
 
 if TYPE_CHECKING:
     from .config import Solve
     from .engines.client import EngineClient
+    from .engines.runtime import Recovery
     from .events import Emitter
     from .kernels import KernelPool, Subkernel
     from .session import Session
@@ -35,7 +37,9 @@ class BranchRun:
         kernels: KernelPool,
         emitter: Emitter,
         clock_zero: float,
+        recovery: Recovery | None = None,
     ) -> None:
+        self.recovery = recovery
         self.session = session
         self.branch = branch
         self.config = config
@@ -82,7 +86,7 @@ class BranchRun:
             budget = self.config.max_tokens - self.branch.completion_tokens
             if budget <= 0:
                 return
-            step = await self._stream_reply(messages, budget, may_run_code=rounds_left > 0)
+            step = await self._stream_or_recover(messages, budget, may_run_code=rounds_left > 0)
             block = first_complete_block(step.text) if rounds_left > 0 else None
             if block is not None:
                 rounds_left -= 1
@@ -101,6 +105,23 @@ class BranchRun:
                 ]
                 continue
             return
+
+    async def _stream_or_recover(self, messages: list[dict[str, str]], budget: int, may_run_code: bool) -> Step:
+        """Stream a reply; if a managed server dies under it, restart the server and retry once."""
+        generation = self.recovery.generation if self.recovery else 0
+        try:
+            return await self._stream_reply(messages, budget, may_run_code)
+        except (EngineDied, EngineUnreachable) as error:
+            if self.recovery is None or (restarted := await self.recovery(generation)) is None:
+                raise
+            lost = self.branch.steps.pop()
+            self.branch.rounds -= 1
+            self.branch.notes.append(
+                f"at {self.now():.1f} s the server died mid-reply ({type(error).__name__}, "
+                f"{len(lost.text)} characters lost); it was restarted (generation "
+                f"{restarted}) and the round was retried"
+            )
+            return await self._stream_reply(messages, budget, may_run_code)
 
     async def _stream_reply(self, messages: list[dict[str, str]], budget: int, may_run_code: bool) -> Step:
         step = Step(kind="text", started=self.now())

@@ -76,6 +76,7 @@ class Branch:
     started: float = 0.0
     ended: float = 0.0
     error: str = ""
+    notes: list[str] = field(default_factory=list)  # what happened to it, e.g. a server restart
 
     @property
     def elapsed(self) -> float:

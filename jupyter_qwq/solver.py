@@ -18,6 +18,7 @@ from .session import Branch, EngineInfo, Session, SolveStatus
 if TYPE_CHECKING:
     from .config import Solve
     from .engines.client import EngineClient
+    from .engines.runtime import Recovery
     from .kernels import KernelPool
 
 # A problem longer than this is almost surely a mistake (a pasted file), not a problem.
@@ -48,7 +49,9 @@ class Solver:
         engine: EngineInfo,
         kernels: KernelPool,
         listeners: tuple[Listener, ...] | list[Listener] = (),
+        recovery: Recovery | None = None,
     ) -> None:
+        self.recovery = recovery
         self.config = config
         self.client = client
         self.engine = engine
@@ -84,7 +87,8 @@ class Solver:
         if coders:
             await self.kernels.fill(coders)
         runs = [
-            BranchRun(session, b, self.config, self.client, self.kernels, self.emitter, started)
+            BranchRun(session, b, self.config, self.client, self.kernels, self.emitter, started,
+                      self.recovery)
             for b in session.branches
         ]
         tasks = {asyncio.create_task(run.run(), name=f"branch-{run.branch.index}"): run for run in runs}

@@ -6,10 +6,11 @@ started here (and is reused while it lives) or is remote is decided in this modu
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, QwqError
 from ..session import EngineInfo
 from .client import EngineClient
 
@@ -28,6 +29,45 @@ class Engine:
     client: EngineClient
     info: EngineInfo
     server: ManagedServer | None = None
+
+
+class Recovery:
+    """Restarts a managed server that died mid-solve, once per solve, on the same port and key.
+
+    Every branch whose stream broke calls it; the first caller restarts the server and the
+    others wait for that same restart. A second death ends the solve.
+    """
+
+    def __init__(self, server: ManagedServer, timeout: float, restarts: int = 1) -> None:
+        self.server = server
+        self.timeout = timeout
+        self.restarts_left = restarts
+        self._lock = asyncio.Lock()
+        self._generation = 0  # how many times it was restarted
+
+    async def __call__(self, seen_generation: int) -> int | None:
+        """Bring the server back; the new generation, or None when it cannot be recovered.
+
+        `seen_generation` is the generation the caller's request was sent to: if a restart
+        already happened since, the caller only has to retry.
+        """
+        async with self._lock:
+            if self._generation > seen_generation and self.server.alive:
+                return self._generation
+            if self.restarts_left <= 0:
+                return None
+            self.restarts_left -= 1
+            self.server.stop(grace=2.0)
+            try:
+                await self.server.start(timeout=self.timeout)
+            except QwqError:
+                return None
+            self._generation += 1
+            return self._generation
+
+    @property
+    def generation(self) -> int:
+        return self._generation
 
 
 def choose_kind(config: Solve) -> str:

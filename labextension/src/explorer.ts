@@ -1,0 +1,354 @@
+/**
+ * The branch explorer's DOM, built from a Session record with createElement and textContent
+ * only: the record is model output and must never be interpreted as HTML or run.
+ */
+
+import {
+  IBranch,
+  IOutput,
+  ISession,
+  IStep,
+  ITallyItem,
+  imageDataUri,
+  isObject,
+  seconds,
+  str,
+  stripAnsi
+} from './record';
+
+const PREFIX = 'jp-QwqExplorer';
+const IMAGE_TYPES = ['image/png', 'image/jpeg'];
+const SAMPLING = ['temperature', 'top_p', 'min_p', 'top_k', 'seed'];
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className?: string,
+  text?: string
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) {
+    node.className = className;
+  }
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+function cls(name: string): string {
+  return `${PREFIX}-${name}`;
+}
+
+/** A status word as a small badge; the class name is derived from a fixed list only. */
+function statusBadge(status: string): HTMLElement {
+  const known = [
+    'pending',
+    'running',
+    'executing',
+    'answered',
+    'no_answer',
+    'stopped',
+    'failed',
+    'done',
+    'timed_out',
+    'cancelled'
+  ];
+  const badge = el('span', `${cls('status')} ${cls('status')}-${known.includes(status) ? status : 'other'}`);
+  badge.textContent = status.replace(/_/g, ' ');
+  return badge;
+}
+
+function answerCode(answer: string): HTMLElement {
+  return el('code', cls('answerValue'), answer);
+}
+
+function metaItem(label: string, value: string): HTMLElement {
+  const item = el('span', cls('metaItem'));
+  item.appendChild(el('span', cls('metaLabel'), label));
+  item.appendChild(document.createTextNode(' '));
+  item.appendChild(el('span', cls('metaValue'), value));
+  return item;
+}
+
+function header(session: ISession): HTMLElement {
+  const node = el('div', cls('header'));
+
+  const title = el('div', cls('title'));
+  title.appendChild(el('span', cls('brand'), 'jupyter_qwq'));
+  title.appendChild(statusBadge(session.status));
+  node.appendChild(title);
+
+  if (session.problem) {
+    node.appendChild(el('div', cls('problem'), session.problem));
+  }
+
+  const answer = el('div', cls('answer'));
+  answer.appendChild(el('span', cls('answerLabel'), 'Answer'));
+  if (session.answer !== null) {
+    answer.appendChild(answerCode(session.answer));
+  } else {
+    answer.appendChild(el('span', cls('noAnswer'), 'no answer'));
+  }
+  node.appendChild(answer);
+
+  if (session.error) {
+    node.appendChild(el('pre', cls('error'), session.error));
+  }
+
+  const totalTokens = session.branches.reduce((sum, b) => sum + b.completionTokens, 0);
+  const meta = el('div', cls('meta'));
+  const engine = [session.engineKind, session.engineModel].filter(Boolean).join(' · ');
+  meta.appendChild(metaItem('engine', engine || 'unknown'));
+  meta.appendChild(metaItem('elapsed', seconds(session.elapsed)));
+  meta.appendChild(metaItem('tokens', String(totalTokens)));
+  meta.appendChild(metaItem('branches', String(session.branches.length)));
+  node.appendChild(meta);
+
+  const sampling = el('div', cls('meta'));
+  for (const name of SAMPLING) {
+    if (name in session.config) {
+      sampling.appendChild(metaItem(name, str(session.config[name])));
+    }
+  }
+  if (sampling.childNodes.length) {
+    node.appendChild(sampling);
+  }
+  return node;
+}
+
+function output(out: IOutput): HTMLElement | null {
+  const kind = out.output_type;
+  if (kind === 'stream') {
+    const stderr = out.name === 'stderr';
+    return el('pre', `${cls('output')} ${cls('stream')}${stderr ? ' ' + cls('stderr') : ''}`, stripAnsi(str(out.text)));
+  }
+  if (kind === 'error') {
+    const trace = Array.isArray(out.traceback) ? out.traceback.map(str).join('\n') : '';
+    const body = stripAnsi(trace) || `${str(out.ename)}: ${str(out.evalue)}`;
+    return el('pre', `${cls('output')} ${cls('error')}`, body);
+  }
+  const data = isObject(out.data) ? out.data : {};
+  for (const mime of IMAGE_TYPES) {
+    if (mime in data) {
+      const uri = imageDataUri(mime, data[mime]);
+      if (uri) {
+        const img = el('img', cls('image'));
+        img.alt = 'plot';
+        img.src = uri;
+        return img;
+      }
+    }
+  }
+  if ('text/plain' in data) {
+    return el('pre', `${cls('output')} ${cls('result')}`, stripAnsi(str(data['text/plain'])));
+  }
+  return null;
+}
+
+/**
+ * The model's text without the fenced block at its end when that block is exactly the code of the
+ * next step: the code step right below shows it, with its outputs.
+ */
+function withoutRunCode(text: string, next: IStep | undefined): string {
+  if (!next || next.kind !== 'code' || !next.code.trim()) {
+    return text;
+  }
+  const trimmed = text.trimEnd();
+  if (!trimmed.endsWith('```')) {
+    return text;
+  }
+  const open = trimmed.lastIndexOf('```', trimmed.length - 4);
+  const newline = trimmed.indexOf('\n', open);
+  if (open < 0 || newline < 0 || newline > trimmed.length - 3) {
+    return text;
+  }
+  const fenced = trimmed.slice(newline + 1, trimmed.length - 3);
+  return fenced.trim() === next.code.trim() ? trimmed.slice(0, open).trimEnd() : text;
+}
+
+function textStep(step: IStep, text: string): HTMLElement {
+  const node = el('div', `${cls('step')} ${cls('textStep')}`);
+  if (step.reasoning) {
+    const thinking = el('details', cls('thinking'));
+    thinking.appendChild(el('summary', undefined, 'thinking'));
+    thinking.appendChild(el('div', cls('thinkingText'), step.reasoning));
+    node.appendChild(thinking);
+  }
+  if (text) {
+    node.appendChild(el('div', cls('text'), text));
+  }
+  return node;
+}
+
+function codeStep(step: IStep): HTMLElement {
+  const node = el('div', `${cls('step')} ${cls('codeStep')}`);
+  const label = el('div', cls('codeLabel'));
+  label.appendChild(el('span', undefined, 'code'));
+  if (step.execution) {
+    label.appendChild(
+      el('span', `${cls('execution')} ${cls('execution')}-${step.execution === 'ok' ? 'ok' : 'bad'}`, step.execution)
+    );
+  }
+  label.appendChild(el('span', undefined, seconds(step.duration)));
+  node.appendChild(label);
+  node.appendChild(el('pre', cls('code'), step.code));
+  const outputs = el('div', cls('outputs'));
+  for (const out of step.outputs) {
+    const rendered = output(out);
+    if (rendered) {
+      outputs.appendChild(rendered);
+    }
+  }
+  if (outputs.childNodes.length) {
+    node.appendChild(outputs);
+  }
+  return node;
+}
+
+function branchView(branch: IBranch): HTMLDetailsElement {
+  const node = el('details', cls('branch'));
+  node.dataset.branch = String(branch.index);
+
+  const summary = el('summary', cls('branchSummary'));
+  summary.appendChild(el('span', cls('branchName'), `Branch ${branch.index}`));
+  summary.appendChild(statusBadge(branch.status));
+  summary.appendChild(el('span', cls('prompt'), branch.prompt));
+  const answer = el('span', cls('branchAnswer'));
+  if (branch.answer !== null) {
+    answer.appendChild(answerCode(branch.answer));
+    if (branch.answerSource.startsWith('fallback')) {
+      const marker = el('span', cls('fallback'), 'fallback');
+      marker.title = `Not boxed: extracted by ${branch.answerSource}`;
+      answer.appendChild(marker);
+    }
+  } else {
+    answer.appendChild(el('span', cls('noAnswer'), 'no answer'));
+  }
+  summary.appendChild(answer);
+  summary.appendChild(el('span', cls('branchStat'), `${branch.completionTokens} tokens`));
+  summary.appendChild(el('span', cls('branchStat'), seconds(branch.elapsed)));
+  node.appendChild(summary);
+
+  // The body is built on first open: a record of many branches with images stays cheap to show.
+  let built = false;
+  const build = (): void => {
+    if (built) {
+      return;
+    }
+    built = true;
+    const body = el('div', cls('branchBody'));
+    if (branch.error) {
+      body.appendChild(el('pre', cls('error'), branch.error));
+    }
+    branch.steps.forEach((step, i) => {
+      body.appendChild(
+        step.kind === 'code' ? codeStep(step) : textStep(step, withoutRunCode(step.text, branch.steps[i + 1]))
+      );
+    });
+    if (!branch.steps.length && !branch.error) {
+      body.appendChild(el('div', cls('empty'), 'Nothing written yet.'));
+    }
+    node.appendChild(body);
+  };
+  node.addEventListener('toggle', () => {
+    if (node.open) {
+      build();
+    }
+  });
+  return node;
+}
+
+/** Render the whole explorer into `host`, replacing what it held. */
+export function renderExplorer(host: HTMLElement, session: ISession): void {
+  host.textContent = '';
+  host.appendChild(header(session));
+
+  const branches = el('div', cls('branches'));
+  const views = session.branches.map(branchView);
+  views.forEach(v => branches.appendChild(v));
+
+  const tally = el('div', cls('tally'));
+  const tallyTitle = el('div', cls('sectionTitle'));
+  tallyTitle.appendChild(el('span', undefined, 'Votes'));
+  const notes = [`agreement ${Math.round(session.agreement * 100)}%`];
+  if (session.decidedEarly) {
+    notes.push('decided early: the remaining branches were stopped');
+  }
+  if (session.tie) {
+    notes.push('tie, broken by the lowest branch index');
+  }
+  tallyTitle.appendChild(el('span', cls('notes'), notes.join(' · ')));
+  tally.appendChild(tallyTitle);
+
+  const filterBar = el('div', cls('filterBar'));
+  const filterText = el('span', cls('filterText'));
+  const showAll = el('button', `${cls('showAll')} jp-mod-styled`, 'Show all branches');
+  showAll.type = 'button';
+  filterBar.appendChild(filterText);
+  filterBar.appendChild(showAll);
+  filterBar.hidden = true;
+
+  const rows: HTMLButtonElement[] = [];
+  let active: ITallyItem | null = null;
+
+  const applyFilter = (item: ITallyItem | null): void => {
+    active = item;
+    rows.forEach(row => {
+      const pressed = item !== null && row.dataset.index === String(session.tally.indexOf(item));
+      row.setAttribute('aria-pressed', pressed ? 'true' : 'false');
+      row.classList.toggle('jp-mod-active', pressed);
+    });
+    let shown = 0;
+    session.branches.forEach((branch, i) => {
+      const visible = item === null || item.branches.includes(branch.index);
+      views[i].hidden = !visible;
+      shown += visible ? 1 : 0;
+    });
+    filterBar.hidden = item === null;
+    filterText.textContent =
+      item === null ? '' : `Showing ${shown} of ${session.branches.length} branches, those that answered `;
+    if (item !== null) {
+      filterText.appendChild(answerCode(item.answer));
+    }
+  };
+
+  if (session.tally.length) {
+    const most = Math.max(...session.tally.map(t => t.count), 1);
+    const list = el('div', cls('tallyList'));
+    session.tally.forEach((item, i) => {
+      const row = el('button', cls('tallyRow'));
+      row.type = 'button';
+      row.dataset.index = String(i);
+      row.dataset.answer = item.answer;
+      row.title = `Show only the branches that answered ${item.answer}`;
+      row.setAttribute('aria-pressed', 'false');
+      if (session.answer !== null && item.answer === session.answer && i === 0) {
+        row.classList.add(cls('winner'));
+      }
+      const answerCell = el('span', cls('tallyAnswer'));
+      answerCell.appendChild(answerCode(item.answer));
+      row.appendChild(answerCell);
+      const track = el('span', cls('barTrack'));
+      const bar = el('span', cls('bar'));
+      bar.style.width = `${(100 * item.count) / most}%`;
+      track.appendChild(bar);
+      row.appendChild(track);
+      row.appendChild(el('span', cls('count'), `${item.count} ${item.count === 1 ? 'vote' : 'votes'}`));
+      row.appendChild(el('span', cls('tallyBranches'), `branches ${item.branches.join(', ')}`));
+      row.addEventListener('click', () => applyFilter(active === item ? null : item));
+      rows.push(row);
+      list.appendChild(row);
+    });
+    tally.appendChild(list);
+  } else {
+    tally.appendChild(el('div', cls('empty'), 'No branch gave an answer.'));
+  }
+  showAll.addEventListener('click', () => applyFilter(null));
+  tally.appendChild(filterBar);
+  host.appendChild(tally);
+
+  const branchTitle = el('div', cls('sectionTitle'));
+  branchTitle.appendChild(el('span', undefined, 'Branches'));
+  host.appendChild(branchTitle);
+  host.appendChild(branches);
+}

@@ -1,0 +1,178 @@
+/**
+ * The Session record as the explorer reads it (see jupyter_qwq/session.py, `Session.to_dict()`).
+ *
+ * The record is untrusted: it holds model output and what the model's code printed. Every field
+ * is read through the accessors below, which tolerate missing or mistyped values, and nothing
+ * from it is ever parsed as HTML.
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+export interface ITallyItem {
+  answer: string;
+  count: number;
+  branches: number[];
+}
+
+export interface IOutput {
+  output_type: string;
+  [key: string]: Json;
+}
+
+export interface IStep {
+  kind: string;
+  text: string;
+  reasoning: string;
+  code: string;
+  outputs: IOutput[];
+  execution: string;
+  duration: number;
+}
+
+export interface IBranch {
+  index: number;
+  prompt: string;
+  status: string;
+  answer: string | null;
+  answerSource: string;
+  steps: IStep[];
+  completionTokens: number;
+  elapsed: number;
+  error: string;
+}
+
+export interface ISession {
+  problem: string;
+  status: string;
+  error: string;
+  answer: string | null;
+  engineKind: string;
+  engineModel: string;
+  elapsed: number;
+  config: JsonObject;
+  branches: IBranch[];
+  tally: ITallyItem[];
+  agreement: number;
+  tie: boolean;
+  decidedEarly: boolean;
+}
+
+export function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function obj(value: unknown): JsonObject {
+  return isObject(value) ? value : {};
+}
+
+function list(value: unknown): Json[] {
+  return Array.isArray(value) ? value : [];
+}
+
+export function str(value: unknown): string {
+  if (typeof value === 'string') {
+    return value;
+  }
+  if (Array.isArray(value)) {
+    // nbformat multiline strings
+    return value.map(v => (typeof v === 'string' ? v : '')).join('');
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') {
+    return String(value);
+  }
+  return '';
+}
+
+function num(value: unknown): number {
+  return typeof value === 'number' && isFinite(value) ? value : 0;
+}
+
+function optionalStr(value: unknown): string | null {
+  return value === null || value === undefined ? null : str(value);
+}
+
+function readStep(raw: unknown): IStep {
+  const s = obj(raw);
+  return {
+    kind: str(s.kind),
+    text: str(s.text),
+    reasoning: str(s.reasoning),
+    code: str(s.code),
+    outputs: list(s.outputs)
+      .filter(isObject)
+      .map(o => ({ ...o, output_type: str(o.output_type) })),
+    execution: str(s.execution),
+    duration: num(s.duration)
+  };
+}
+
+function readBranch(raw: unknown, position: number): IBranch {
+  const b = obj(raw);
+  const started = num(b.started);
+  const ended = num(b.ended);
+  return {
+    index: typeof b.index === 'number' ? b.index : position,
+    prompt: str(b.prompt),
+    status: str(b.status) || 'pending',
+    answer: optionalStr(b.answer),
+    answerSource: str(b.answer_source),
+    steps: list(b.steps).map(readStep),
+    completionTokens: num(b.completion_tokens),
+    elapsed: ended ? Math.max(0, ended - started) : 0,
+    error: str(b.error)
+  };
+}
+
+function readTally(raw: unknown): ITallyItem {
+  const t = obj(raw);
+  return {
+    answer: str(t.answer),
+    count: num(t.count),
+    branches: list(t.branches).filter((i): i is number => typeof i === 'number')
+  };
+}
+
+export function readSession(raw: unknown): ISession {
+  const s = obj(raw);
+  const engine = obj(s.engine);
+  const vote = obj(s.vote);
+  return {
+    problem: str(s.problem),
+    status: str(s.status) || 'running',
+    error: str(s.error),
+    answer: optionalStr(vote.answer),
+    engineKind: str(engine.kind),
+    engineModel: str(engine.model),
+    elapsed: num(s.elapsed),
+    config: obj(s.config),
+    branches: list(s.branches).map(readBranch),
+    tally: list(vote.tally).map(readTally),
+    agreement: num(vote.agreement),
+    tie: vote.tie === true,
+    decidedEarly: vote.decided_early === true
+  };
+}
+
+// ANSI escape sequences, as in jupyter_qwq/render.py (plus OSC sequences such as hyperlinks).
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)/g;
+
+export function stripAnsi(text: string): string {
+  return text.replace(ANSI, '');
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** A data URI for a base64 image payload, or null when the payload is not plain base64. */
+export function imageDataUri(mime: string, payload: unknown): string | null {
+  const data = str(payload).replace(/\s/g, '');
+  if (!data || !BASE64.test(data)) {
+    return null;
+  }
+  return `data:${mime};base64,${data}`;
+}
+
+export function seconds(value: number): string {
+  return value < 10 ? `${value.toFixed(2)} s` : `${value.toFixed(1)} s`;
+}
