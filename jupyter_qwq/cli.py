@@ -45,7 +45,7 @@ def _solve_command(argv: list[str], stderr: Console) -> int:
         return 0
     try:
         args = parser.parse_args(argv)
-        problem = sys.stdin.read() if args.problem == "-" else args.problem
+        problem = _read_stdin() if args.problem == "-" else args.problem
         config = make_config(None, **overrides_from_args(args))
     except (FlagError, ConfigError) as error:
         _say(f"jupyter-qwq solve: error: {error}")
@@ -88,6 +88,14 @@ def _run(problem: str, config: Any, as_json: bool, stderr: Console) -> int:
     else:
         print_summary(Console(highlight=False), session)
     return code
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("standard input is not UTF-8 text: is it a binary file? Pass the problem as text") from None
 
 
 def _say(message: str) -> None:

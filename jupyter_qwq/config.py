@@ -82,7 +82,9 @@ class Solve(Configurable):
         4, help="Subkernels a notebook keeps started between solves, so the next one need not wait."
     ).tag(config=True)
     context_size = Int(
-        8192, help="Context window of the embedded llama.cpp server, in tokens."
+        0,
+        help="Context window in tokens: llama.cpp's n_ctx (0 means 8192), vLLM's --max-model-len "
+        "(0 means the model's own).",
     ).tag(config=True)
 
     @validate("branches", "max_tokens")
@@ -91,7 +93,7 @@ class Solve(Configurable):
             raise TraitError(f"{proposal.trait.name} must be at least 1, not {proposal.value}")
         return proposal.value
 
-    @validate("rounds", "top_k", "output_limit", "warm_kernels")
+    @validate("rounds", "top_k", "output_limit", "warm_kernels", "context_size")
     def _not_negative(self, proposal: Any) -> int:
         if proposal.value < 0:
             raise TraitError(f"{proposal.trait.name} must be 0 or more, not {proposal.value}")

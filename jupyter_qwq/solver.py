@@ -31,14 +31,23 @@ def check_problem(problem: object) -> str:
     text = problem.strip()
     if not text:
         raise ConfigError("the problem is empty: write the problem to solve (in the cell, or as an argument)")
-    if "\x00" in text:
-        raise ConfigError("the problem contains NUL bytes: is it a binary file? Pass the problem as text")
+    if "\x00" in text or not _is_utf8(text):
+        raise ConfigError("the problem is not text (NUL bytes or invalid UTF-8): is it a binary file? "
+                          "Pass the problem as UTF-8 text")
     if len(text) > MAX_PROBLEM_CHARS:
         raise ConfigError(
             f"the problem is {len(text):,} characters long (at most {MAX_PROBLEM_CHARS:,}); "
             "shorten it to the problem itself"
         )
     return text
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # undecodable bytes from argv come back as lone surrogates
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Solver:

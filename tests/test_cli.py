@@ -15,11 +15,12 @@ from scripted_server import Reply, ScriptedServer, branch_and_round
 pytestmark = pytest.mark.timeout(120)
 
 
-def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_qwq.cli", *args],
-        input=stdin, capture_output=True, text=True, timeout=100,
-    )
+def run_cli(*args: str, stdin: str | bytes = "") -> subprocess.CompletedProcess:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    result = subprocess.run([sys.executable, "-m", "jupyter_qwq.cli", *args], input=data,
+                            capture_output=True, timeout=100)
+    return subprocess.CompletedProcess(result.args, result.returncode,
+                                       result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace"))
 
 
 def test_version():
@@ -45,6 +46,21 @@ def test_bad_input_gets_one_clear_line_and_exit_2(args, message):
     result = run_cli(*args)
     assert result.returncode == 2
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "stdin, message",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not UTF-8 text"),
+        (b"problem \x00 with a NUL", "not text"),
+        (("What is 1+1? " * 80_000).encode(), "characters long"),
+    ],
+    ids=["png-bytes", "nul-byte", "one-megabyte"],
+)
+def test_binary_garbage_and_huge_problems_are_refused(stdin, message):
+    result = run_cli("solve", "-", "--endpoint", "http://127.0.0.1:9/v1", stdin=stdin)
+    assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -124,8 +124,8 @@ def _new_server(kind: str, config: Solve) -> ManagedServer:
     if kind == "llamacpp":
         from .models import resolve_model
 
-        return LlamaCppServer(resolve_model(config.model or None), n_ctx=config.context_size)
-    return VllmServer(config.model or DEFAULT_VLLM_MODEL)
+        return LlamaCppServer(resolve_model(config.model or None), n_ctx=config.context_size or 8192)
+    return VllmServer(config.model or DEFAULT_VLLM_MODEL, max_model_len=config.context_size or None)
 
 
 def running_servers() -> list[ManagedServer]:
