@@ -1,7 +1,10 @@
 """`jupyter-qwq`: the headless entry point.
 
     jupyter-qwq solve PROBLEM [flags]    solve one problem (PROBLEM '-' reads standard input)
+    jupyter-qwq eval DATA.jsonl [flags]  solve a dataset's problems and score the votes
     jupyter-qwq --version
+
+`jupyter-qwq solve --help` and `jupyter-qwq eval --help` list the flags.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from .config import FlagError, build_parser, make_config, overrides_from_args
 from .exceptions import ConfigError, QwqError
 from .session import Session
 
-USAGE = "usage: jupyter-qwq {solve} ... | jupyter-qwq --version"
+USAGE = "usage: jupyter-qwq {solve,eval} ... | jupyter-qwq --version"
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
@@ -33,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "solve":
         return _solve_command(rest, stderr)
+    if command == "eval":
+        return _eval_command(rest)
     _say(f"jupyter-qwq: unknown command {command!r}\n{USAGE}")
     return EXIT_USAGE
 
@@ -88,6 +93,76 @@ def _run(problem: str, config: Any, as_json: bool, stderr: Console) -> int:
     else:
         print_summary(Console(highlight=False), session)
     return code
+
+
+def _eval_command(argv: list[str]) -> int:
+    from pathlib import Path
+
+    parser = build_parser(prog="jupyter-qwq eval", with_problem=False)
+    parser.add_argument("dataset", type=Path, help="a JSONL file, one problem per line")
+    parser.add_argument("--limit", type=int, help="solve only the first N problems")
+    parser.add_argument("--problem-field", help="the field holding the problem (default: problem, question, ...)")
+    parser.add_argument("--answer-field", help="the field holding the gold answer (default: answer, gt, ...)")
+    parser.add_argument("--results", type=Path,
+                        help="where each problem's score and record go, as JSONL (default: DATA.results.jsonl); "
+                             "problems already there are skipped, so a stopped run resumes")
+    if "-h" in argv or "--help" in argv:
+        parser.print_help()
+        return 0
+    try:
+        args = parser.parse_args(argv)
+        config = make_config(None, **overrides_from_args(args))
+        from .evaluate import read_dataset
+
+        items = read_dataset(args.dataset, args.problem_field, args.answer_field, args.limit)
+    except (FlagError, ConfigError) as error:
+        _say(f"jupyter-qwq eval: error: {error}")
+        return EXIT_USAGE
+    results = args.results or args.dataset.with_suffix(".results.jsonl")
+    return _run_eval(items, config, results)
+
+
+def _run_eval(items: list, config: Any, results: Any) -> int:
+    from .engines.runtime import stop_servers
+    from .evaluate import load_scores
+    from .progress import print_eval_summary
+
+    code = 0
+    try:
+        asyncio.run(_evaluate(items, config, results))
+    except KeyboardInterrupt:
+        _say(f"jupyter-qwq eval: interrupted; the problems solved so far are in {results} (run again to resume)")
+        code = EXIT_INTERRUPTED
+    except QwqError as error:
+        _say(f"jupyter-qwq eval: error: {error} (the problems solved so far are in {results})")
+        code = EXIT_FAILED
+    finally:
+        stop_servers()
+    keys = {item.key for item in items}
+    print_eval_summary(Console(highlight=False), [s for s in load_scores(results) if s.key in keys], results)
+    return code
+
+
+async def _evaluate(items: list, config: Any, results: Any) -> None:
+    from .api import async_solve
+    from .engines.runtime import open_engine
+    from .evaluate import append_score, pending, score
+    from .kernels import KernelPool
+
+    todo = list(pending(items, results))
+    console = Console(stderr=True, highlight=False)
+    engine = await open_engine(config)
+    try:
+        async with KernelPool() as kernels:
+            for number, item in enumerate(todo, 1):
+                session = await async_solve(item.problem, config, opened_engine=engine, kernels=kernels)
+                result = score(item, session)
+                append_score(results, result)
+                mark = "right" if result.correct else "wrong"
+                console.print(f"[{number}/{len(todo)}] {item.key}: {result.answer} (gold {item.gold}) {mark}, "
+                              f"{result.tokens} tokens, {result.elapsed:.1f} s")
+    finally:
+        await engine.client.aclose()
 
 
 def _read_stdin() -> str:

@@ -6,6 +6,11 @@ Each kernel gets its own process group (jupyter_client's local provisioner launc
 0700 temporary directory holding its connection file and working directory, and the inline
 matplotlib backend so plots come back as ``image/png`` display data.
 
+By default each kernel is also sandboxed (see jupyter_qwq.sandbox and SECURITY.md): no network,
+a private read-only view of the filesystem, a uid or user namespace of its own, and limits on
+memory, CPU time, processes and file size. When a kernel has to be restarted (a timeout it
+ignored, a crash), the blocks that had succeeded are replayed so the branch keeps its state.
+
     async with KernelPool() as pool:
         await pool.prestart(4)              # warm up while the model writes its first tokens
         kernel = await pool.acquire()
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from queue import Empty
 from typing import Any, BinaryIO
 
+from . import sandbox as _sandbox
 from .exceptions import KernelError
 
 __all__ = ["Execution", "Subkernel", "KernelPool"]
@@ -60,6 +66,8 @@ class Execution:
     restarted: bool = False  # the kernel was restarted afterwards, so its state is gone
     timeout: float = 0.0  # the limit the code ran under
     exit_code: int | None = None  # for "crashed": the process return code (-N: killed by signal N)
+    replayed: int = 0  # after a restart: earlier successful blocks re-run to restore the state
+    replay_total: int = 0  # how many there were to re-run (replayed < replay_total: some failed)
 
     def feedback(self, limit: int = 1000) -> str:
         """The plain text the model gets back, at most about `limit` characters."""
@@ -79,16 +87,30 @@ class Execution:
         if self.status == "timeout" and self.restarted:
             return (
                 f"Execution timed out after {seconds} seconds and did not stop when interrupted, "
-                "so the kernel was restarted; its state was lost (re-run imports and definitions)."
+                f"so {self._restart_note()}"
             )
         if self.status == "timeout":
             return f"Execution timed out after {seconds} seconds and was interrupted."
         if self.status == "crashed":
-            return (
-                f"The kernel crashed ({_describe_exit(self.exit_code)}); its state was lost and "
-                "it was restarted (re-run imports and definitions)."
-            )
+            return f"The kernel crashed ({_describe_exit(self.exit_code)}); {self._restart_note()}"
         return ""
+
+    def _restart_note(self) -> str:
+        blocks = "block was" if self.replayed == 1 else "blocks were"
+        if self.replay_total and self.replayed == self.replay_total:
+            return (
+                f"the kernel was restarted and {self.replayed} earlier {blocks} re-run, so their "
+                "definitions are back (this block's effects are not)."
+            )
+        if self.replayed:
+            return (
+                f"the kernel was restarted and {self.replayed} earlier {blocks} re-run, but "
+                f"{self.replay_total - self.replayed} could not be; the state from those was "
+                "lost (re-run the missing definitions)."
+            )
+        return (
+            "the kernel was restarted; its state was lost (re-run imports and definitions)."
+        )
 
 
 def _describe_exit(code: int | None) -> str:
@@ -270,6 +292,7 @@ class _Outputs:
 
 _LIVE_GROUPS: dict[Subkernel, int] = {}  # process group of each kernel's current process
 _LIVE_DIRS: dict[Subkernel, str] = {}  # each kernel's private directory
+_LIVE_SANDBOXES: dict[Subkernel, _sandbox.Sandbox] = {}  # uid sweeps and cgroups to remove
 _atexit_registered = False
 
 
@@ -294,6 +317,9 @@ def _kill_leftover_kernels() -> None:
     """atexit fallback: synchronous, no event loop needed."""
     for pgid in list(_LIVE_GROUPS.values()):
         _kill_group(pgid)
+    for box in list(_LIVE_SANDBOXES.values()):
+        box.close()
+    _LIVE_SANDBOXES.clear()
     for path in list(_LIVE_DIRS.values()):
         shutil.rmtree(path, ignore_errors=True)
     _LIVE_GROUPS.clear()
@@ -307,13 +333,43 @@ def _register_atexit_once() -> None:
         _atexit_registered = True
 
 
+_manager_class: Any = None
+
+
+def _sandboxed_manager() -> Any:
+    """AsyncKernelManager whose kernel command goes through the sandbox launcher (built on
+    each launch, restarts included)."""
+    global _manager_class
+    if _manager_class is None:
+        from jupyter_client import AsyncKernelManager
+
+        class SandboxedKernelManager(AsyncKernelManager):  # type: ignore[misc]
+            qwq_sandbox: Any = None
+
+            def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+                cmd = super().format_kernel_cmd(extra_arguments)
+                if self.qwq_sandbox is None:
+                    return cmd
+                cwd = str((self._launch_args or {}).get("cwd") or os.getcwd())
+                return self.qwq_sandbox.wrap(cmd, os.path.realpath(self.connection_file), cwd)
+
+        _manager_class = SandboxedKernelManager
+    return _manager_class
+
+
 # --------------------------------------------------------------------------------------------
 # Subkernel
 # --------------------------------------------------------------------------------------------
 
 
 class Subkernel:
-    """One ipykernel process with its own state, process group and private directory."""
+    """One ipykernel process with its own state, process group and private directory.
+
+    `sandbox`: contain the kernel (jupyter_qwq.sandbox) when this machine allows it; False
+    runs it unconfined (debugging). The limits apply to the sandboxed kernel; None lifts one.
+    `shared_dirs`: host directories the sandboxed kernel may read (read-only).
+    `replay`: after a restart, re-run the blocks that had succeeded so the state comes back.
+    """
 
     def __init__(
         self,
@@ -322,12 +378,31 @@ class Subkernel:
         extra_env: dict[str, str] | None = None,
         workdir: str | None = None,
         max_output_bytes: int = MAX_OUTPUT_BYTES,
+        *,
+        sandbox: bool = True,
+        memory_limit: int | None = _sandbox.Limits.memory,
+        cpu_limit: int | None = _sandbox.Limits.cpu_seconds,
+        max_processes: int | None = _sandbox.Limits.max_processes,
+        max_file_size: int | None = _sandbox.Limits.max_file_size,
+        shared_dirs: list[str] | tuple[str, ...] = (),
+        replay: bool = True,
     ) -> None:
         self.kernel_name = kernel_name
         self.startup_timeout = startup_timeout
         self.extra_env = dict(extra_env or {})
         self.workdir = workdir  # where the private directory is created (default: system temp)
         self.max_output_bytes = max_output_bytes
+        self.limits = _sandbox.Limits(
+            memory=memory_limit,
+            cpu_seconds=cpu_limit,
+            max_processes=max_processes,
+            max_file_size=max_file_size,
+        )
+        self.shared_dirs = list(shared_dirs)
+        self.replay = replay
+        self._want_sandbox = sandbox
+        self._sandbox: _sandbox.Sandbox | None = None
+        self._history: list[tuple[str, float]] = []  # successful blocks, for replay
         self.restarts = 0
         self._km: Any = None
         self._client: Any = None
@@ -363,6 +438,11 @@ class Subkernel:
     def cwd(self) -> str | None:
         return os.path.join(self._private_dir, "work") if self._private_dir else None
 
+    @property
+    def sandboxed(self) -> bool:
+        """Whether this kernel runs inside the sandbox."""
+        return self._sandbox is not None
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -389,6 +469,9 @@ class Subkernel:
             await self._stop_kernel()
         finally:
             _kill_group(_LIVE_GROUPS.pop(self, None))  # children the kernel left behind
+            box = _LIVE_SANDBOXES.pop(self, None)
+            if box is not None:  # every process of its uid or cgroup, wherever it went
+                await asyncio.get_running_loop().run_in_executor(None, box.close)
             _LIVE_DIRS.pop(self, None)
             if self._log is not None:
                 self._log.close()
@@ -402,16 +485,37 @@ class Subkernel:
         _LIVE_DIRS[self] = self._private_dir
         os.mkdir(self.cwd, 0o700)
         connection_file = os.path.join(self._private_dir, "connection.json")
-        self._km = AsyncKernelManager(
-            kernel_name=self.kernel_name,
-            connection_file=connection_file,
-            transport=_transport_for(connection_file),
-            shutdown_wait_time=SHUTDOWN_WAIT,
-            log=log,
-        )
+        env = self._kernel_env()
+        if self._want_sandbox and _sandbox.available():
+            box = _sandbox.Sandbox(self._private_dir, self.limits, self.shared_dirs)
+            _LIVE_SANDBOXES[self] = self._sandbox = box
+            box.prepare_dirs(self.cwd)
+            if _transport_for(box.ipc_prefix + ".json") != "ipc":
+                raise KernelError(
+                    f"The sandboxed kernel needs Unix sockets, but {box.ipc_prefix!r} is too long "
+                    "for one; pass a shorter workdir."
+                )
+            self._km = _sandboxed_manager()(
+                kernel_name=self.kernel_name,
+                connection_file=connection_file,
+                transport="ipc",
+                ip=box.ipc_prefix,
+                shutdown_wait_time=SHUTDOWN_WAIT,
+                log=log,
+            )
+            self._km.qwq_sandbox = box
+            env = box.env(env)
+        else:
+            self._km = AsyncKernelManager(
+                kernel_name=self.kernel_name,
+                connection_file=connection_file,
+                transport=_transport_for(connection_file),
+                shutdown_wait_time=SHUTDOWN_WAIT,
+                log=log,
+            )
         self._log = open(os.path.join(self._private_dir, "kernel.log"), "wb")  # noqa: SIM115
         await self._km.start_kernel(
-            env=self._kernel_env(),
+            env=env,
             cwd=self.cwd,
             stdout=self._log,
             stderr=self._log,

@@ -91,3 +91,15 @@ def print_summary(console: Console, session: Session) -> None:
         console.print("tie: the group whose first answer came from the lowest branch won", style="dim")
     answer = session.answer if session.answer is not None else "no answer"
     console.print(Text(f"answer: {answer}", style="bold green" if session.answer else "bold yellow"))
+
+
+def print_eval_summary(console: Console, scores: list, results: object) -> None:
+    from .evaluate import summary
+
+    table = Table(title=f"evaluation ({results})", box=None, header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in summary(scores).items():
+        shown = f"{value:.1%}" if name.startswith(("accuracy", "pass", "no answer")) else f"{value:,.1f}"
+        table.add_row(name, str(value) if name == "problems" else shown)
+    console.print(table)

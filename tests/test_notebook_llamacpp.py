@@ -83,3 +83,39 @@ def test_server_magics_solve_and_no_orphans_after_restart(tmp_path):
     finally:
         client.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_leftovers_of_a_crashed_kernel_are_cleaned_up_at_the_next_load(tmp_path):
+    import os
+    import signal
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(tmp_path))
+    client = km.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        run(client, "%load_ext jupyter_qwq\n%qwq server start")
+        server_pid = int(run(client, "from jupyter_qwq.engines import runtime\n"
+                                     "print(runtime.running_servers()[0].pid)")["stdout"])
+        os.kill(km.provisioner.process.pid, signal.SIGKILL)  # a crash: no atexit runs
+        time.sleep(1.0)
+        assert alive(server_pid), "the server should survive a crash until the next load cleans up"
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)
+
+    fresh = KernelManager(kernel_name="python3")
+    fresh.start_kernel(cwd=str(tmp_path))
+    fresh_client = fresh.client()
+    fresh_client.start_channels()
+    try:
+        fresh_client.wait_for_ready(timeout=60)
+        run(fresh_client, "%load_ext jupyter_qwq")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and alive(server_pid):
+            time.sleep(0.5)
+        assert not alive(server_pid), "the crashed kernel's server was not cleaned up at the next load"
+    finally:
+        fresh_client.stop_channels()
+        fresh.shutdown_kernel(now=True)

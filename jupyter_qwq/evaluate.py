@@ -1,0 +1,142 @@
+"""`jupyter-qwq eval`: solve every problem of a JSONL dataset and score the votes against gold.
+
+Each line of the results file is one problem: its gold answer, whether the vote and any branch
+were right, and the whole Session record. Problems already in the results file are skipped, so
+an interrupted evaluation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .answers import equivalent
+from .exceptions import ConfigError
+from .session import Session
+
+PROBLEM_FIELDS = ("problem", "question", "query", "prompt")
+ANSWER_FIELDS = ("answer", "gt", "final_answer", "solution_answer")
+
+
+@dataclass
+class Item:
+    key: str
+    problem: str
+    gold: str
+
+
+@dataclass
+class Score:
+    key: str
+    gold: str
+    answer: str | None
+    correct: bool  # the vote's answer is the gold one
+    any_correct: bool  # at least one branch found it (pass@k)
+    tokens: int
+    elapsed: float
+    status: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def read_dataset(path: Path, problem_field: str | None = None, answer_field: str | None = None,
+                 limit: int | None = None) -> list[Item]:
+    """The problems of a JSONL file, with their gold answers (GSM8K's '#### 18' is understood)."""
+    if not path.is_file():
+        raise ConfigError(f"no dataset at {path}: give a JSONL file with one problem per line")
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise ConfigError(f"{path}:{number} is not a JSON object: each line must be one problem") from None
+        problem = _field(row, problem_field, PROBLEM_FIELDS, path, number, "problem")
+        gold = _gold(_field(row, answer_field, ANSWER_FIELDS, path, number, "answer"))
+        key = str(row.get("idx", row.get("unique_id", row.get("id", number))))
+        items.append(Item(key=key, problem=str(problem), gold=gold))
+        if limit is not None and len(items) >= limit:
+            break
+    return items
+
+
+def _field(row: dict, chosen: str | None, candidates: tuple[str, ...], path: Path, number: int, what: str) -> Any:
+    names = (chosen,) if chosen else candidates
+    for name in names:
+        if name in row:
+            return row[name]
+    flag = "--problem-field" if what == "problem" else "--answer-field"
+    raise ConfigError(f"{path}:{number} has none of the fields {', '.join(names)}; name the {what} field "
+                      f"with {flag} (its fields: {', '.join(row)})")
+
+
+def _gold(value: Any) -> str:
+    text = str(value)
+    return text.rsplit("####", 1)[1].strip().replace(",", "") if "####" in text else text.strip()
+
+
+def score(item: Item, session: Session) -> Score:
+    answers = [b.answer for b in session.branches if b.answer is not None]
+    return Score(
+        key=item.key,
+        gold=item.gold,
+        answer=session.answer,
+        correct=session.answer is not None and equivalent(session.answer, item.gold),
+        any_correct=any(equivalent(a, item.gold) for a in answers),
+        tokens=session.completion_tokens,
+        elapsed=session.elapsed,
+        status=session.status.value,
+        record=session.to_dict(),
+    )
+
+
+def done_keys(results: Path) -> set[str]:
+    if not results.is_file():
+        return set()
+    keys = set()
+    for line in results.read_text(encoding="utf-8").splitlines():
+        try:
+            keys.add(str(json.loads(line)["key"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return keys
+
+
+def load_scores(results: Path) -> list[Score]:
+    scores = []
+    for line in results.read_text(encoding="utf-8").splitlines() if results.is_file() else []:
+        try:
+            scores.append(Score(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue
+    return scores
+
+
+def append_score(results: Path, result: Score) -> None:
+    with results.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(result.__dict__, ensure_ascii=False) + "\n")
+
+
+def pending(items: list[Item], results: Path) -> Iterator[Item]:
+    finished = done_keys(results)
+    return (item for item in items if item.key not in finished)
+
+
+def summary(scores: list[Score]) -> dict[str, float]:
+    count = len(scores)
+    if not count:
+        return {"problems": 0}
+    return {
+        "problems": count,
+        "accuracy (vote)": sum(s.correct for s in scores) / count,
+        "pass@k (any branch)": sum(s.any_correct for s in scores) / count,
+        "no answer": sum(s.answer is None for s in scores) / count,
+        "mean tokens": sum(s.tokens for s in scores) / count,
+        "mean seconds": sum(s.elapsed for s in scores) / count,
+    }
+
+
+Progress = Callable[[Score, int, int], None]
