@@ -2,6 +2,8 @@
 
     jupyter-qwq solve PROBLEM [flags]    solve one problem (PROBLEM '-' reads standard input)
     jupyter-qwq eval DATA.jsonl [flags]  solve a dataset's problems and score the votes
+    jupyter-qwq export NOTEBOOK [flags]  a solved notebook as a clean notebook, HTML or Markdown
+    jupyter-qwq sandbox                  what confines the code the model writes, on this machine
     jupyter-qwq --version
 
 `jupyter-qwq solve --help` and `jupyter-qwq eval --help` list the flags.
@@ -20,7 +22,7 @@ from .config import FlagError, build_parser, make_config, overrides_from_args
 from .exceptions import ConfigError, QwqError
 from .session import Session
 
-USAGE = "usage: jupyter-qwq {solve,eval} ... | jupyter-qwq --version"
+USAGE = "usage: jupyter-qwq {solve,eval,export,sandbox} ... | jupyter-qwq --version"
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
@@ -38,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         return _solve_command(rest, stderr)
     if command == "eval":
         return _eval_command(rest)
+    if command == "export":
+        return _export_command(rest)
+    if command == "sandbox" and not rest:
+        from .sandbox import format_report
+
+        print(format_report())
+        return 0
     _say(f"jupyter-qwq: unknown command {command!r}\n{USAGE}")
     return EXIT_USAGE
 
@@ -120,6 +129,22 @@ def _eval_command(argv: list[str]) -> int:
         return EXIT_USAGE
     results = args.results or args.dataset.with_suffix(".results.jsonl")
     return _run_eval(items, config, results)
+
+
+def _export_command(argv: list[str]) -> int:
+    from .export import export_command
+
+    try:
+        print(export_command(argv))
+    except SystemExit as done:  # --help
+        return int(done.code or 0)
+    except (FlagError, ConfigError) as error:
+        _say(f"jupyter-qwq export: error: {error}")
+        return EXIT_USAGE
+    except QwqError as error:
+        _say(f"jupyter-qwq export: error: {error}")
+        return EXIT_FAILED
+    return 0
 
 
 def _run_eval(items: list, config: Any, results: Any) -> int:

@@ -16,14 +16,15 @@ its kernel is shown as markdown, not re-run, so a re-run ends in bounded time.
 Everything the model wrote is untrusted. In markdown, raw HTML is neutralised (`<` becomes `&lt;`
 outside math and code; `<` before a letter gets a space inside them, which TeX ignores). Outputs of
 the model's code keep only text, PNG/JPEG/GIF images, LaTeX and JSON: HTML, SVG and JavaScript it
-produced are dropped (their text/plain form stays). HTML is written by nbconvert with
-`sanitize_html=True`.
+produced are dropped (their text/plain form stays). So the HTML nbconvert writes runs no script
+of the model's.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import re
 import uuid
@@ -97,8 +98,6 @@ def find_sessions(nb: NotebookNode) -> list[tuple[int, Session]]:
 
 
 def _json(value: Any) -> dict[str, Any]:
-    import json
-
     return json.loads(value)
 
 
@@ -278,7 +277,10 @@ def _provenance_markdown(session: Session, chosen: Branch | None, mode: str) -> 
     engine = session.engine
 
     def setting(name: str) -> str:
-        return f"{_inline(cfg[name])}" if name in cfg else "—"
+        if name not in cfg:
+            return "—"
+        value = cfg[name]
+        return f"{value:g}" if isinstance(value, float) else _inline(value)
 
     endpoint = public_endpoint(engine.endpoint)
     rows = [
@@ -288,7 +290,8 @@ def _provenance_markdown(session: Session, chosen: Branch | None, mode: str) -> 
         ("budget", f"max tokens {setting('max_tokens')}, rounds {setting('rounds')}, "
                    f"code timeout {setting('code_timeout')} s, branches {len(session.branches)}"),
         ("seeds", f"base {setting('seed')}; per branch "
-                  + (", ".join(f"{b.index}: {b.seed}" for b in session.branches) or "—")),
+                  + (", ".join(f"{b.index}: {b.seed}" for b in session.branches) or "—")
+                  + " (round r of a branch samples with its seed + 1000·(r−1))"),
         ("shown", f"branch {chosen.index}" if mode == "winner" and chosen is not None else
                   ("every branch" if mode == "all" else "—")),
         ("status", f"{session.status.value}, {session.completion_tokens} completion tokens"),
@@ -469,6 +472,8 @@ def export_notebook(nb: NotebookNode, branch: str = "winner", source_name: str =
     `%%solve` (without a record it becomes a short note: it cannot run in a plain kernel). Other
     cells are kept, minus widget views; lines that need jupyter_qwq (`%load_ext jupyter_qwq`,
     `%qwq`, `%config Solve…`) are commented out, and a cell left with nothing else is dropped.
+    A kept code cell that raised, or that uses a solve's result (a `--out` name, `_.`,
+    `jupyter_qwq`, `last_session`), gets the `raises-exception` tag: a plain kernel lacks them.
     Every exported code cell has execution_count None.
     """
     _check_mode(branch)
@@ -482,6 +487,7 @@ def export_notebook(nb: NotebookNode, branch: str = "winner", source_name: str =
     out.metadata["jupyter_qwq"] = {"exported_from": source_name, "branch": branch,
                                    "version": __version__}
     cells: list[NotebookNode] = []
+    needs_qwq = _needs_qwq_pattern(nb)
     for cell in nb.get("cells", []):
         session = session_of_cell(cell)
         if session is not None:
@@ -489,7 +495,7 @@ def export_notebook(nb: NotebookNode, branch: str = "winner", source_name: str =
         elif _is_solve_cell(cell):
             cells.append(_unrecorded_solve(cell))
         else:
-            kept = _kept_cell(cell)
+            kept = _kept_cell(cell, needs_qwq)
             if kept is not None:
                 cells.append(kept)
     out.cells = _unique_ids(cells)
@@ -505,12 +511,30 @@ def _unrecorded_solve(cell: dict[str, Any]) -> NotebookNode:
         "outputs).*", role="problem")
 
 
-def _kept_cell(cell: dict[str, Any]) -> NotebookNode | None:
+def _needs_qwq_pattern(nb: NotebookNode) -> re.Pattern[str]:
+    """Code that uses a solve's result or jupyter_qwq: `--out` names, `_.`, `jupyter_qwq`."""
+    names = set()
+    for cell in nb.get("cells", []):
+        if _is_solve_cell(cell):
+            names.update(re.findall(r"--out[= ]\s*([A-Za-z_]\w*)", _source(cell).split("\n", 1)[0]))
+    alternatives = [r"\bjupyter_qwq\b", r"\blast_session\b", r"(?<![\w.])_\.(?=[A-Za-z_])"]
+    alternatives += [rf"(?<![\w.]){re.escape(name)}\b" for name in sorted(names)]
+    return re.compile("|".join(alternatives))
+
+
+def _kept_cell(cell: dict[str, Any], needs_qwq: re.Pattern[str] | None = None) -> NotebookNode | None:
     cell = copy.deepcopy(NotebookNode(cell))
     cell.get("metadata", {}).pop("widgets", None)
     if cell.get("cell_type") != "code":
         return cell
     source = _source(cell)
+    raised = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+    if raised or (needs_qwq is not None and needs_qwq.search(_QWQ_LINE.sub("", source))):
+        # It raised before, or it uses a solve's result or jupyter_qwq, which a plain kernel
+        # does not have: keep it with its outputs, and let "Run All" go on past it.
+        tags = list(cell.metadata.get("tags", []))
+        if RERUN_TAG not in tags:
+            cell.metadata["tags"] = [*tags, RERUN_TAG]
     if _QWQ_LINE.search(source):
         lines = source.split("\n")
         commented = [f"# {line}  # jupyter_qwq, not needed here" if _QWQ_LINE.match(line) else line
@@ -597,10 +621,15 @@ def export_file(path: str | os.PathLike[str], to: str = "ipynb", out: str | os.P
 
 
 def to_html(nb: NotebookNode, title: str = "") -> str:
-    """Standalone HTML (nbconvert's lab template), sanitized, images embedded."""
+    """Standalone HTML (nbconvert's lab template).
+
+    Not `sanitize_html=True`: nbconvert's sanitizer escapes <p>, <th>, <h3>… and mangles every
+    markdown cell. The model's text and outputs are made safe before (safe_markdown, SAFE_MIMES);
+    the user's own cells are kept as the user wrote them.
+    """
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(sanitize_html=True, embed_images=True)
+    exporter = HTMLExporter()
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     return body
 

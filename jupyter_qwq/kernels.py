@@ -99,8 +99,8 @@ class Execution:
         blocks = "block was" if self.replayed == 1 else "blocks were"
         if self.replay_total and self.replayed == self.replay_total:
             return (
-                f"the kernel was restarted and {self.replayed} earlier {blocks} re-run, so their "
-                "definitions are back (this block's effects are not)."
+                f"the kernel was restarted and {self.replayed} earlier {blocks} re-run; the "
+                "state they built is back (this block's effects are not)."
             )
         if self.replayed:
             return (
@@ -595,6 +595,7 @@ class Subkernel:
     async def _run(self, code: str, timeout: float) -> Execution:
         started = time.monotonic()
         outputs = _Outputs(self.max_output_bytes)
+        before = self._sandbox.pids() if self._sandbox is not None else set()
         # stop_on_error=False: a request sent right after an interrupted one is not aborted.
         msg_id = self._client.execute(
             code, store_history=True, allow_stdin=False, stop_on_error=False
@@ -605,6 +606,17 @@ class Subkernel:
             await self._km.interrupt_kernel()  # do not leave the code running unattended
             raise
         status, restarted, exit_code = await self._settle(msg_id, ended, outputs)
+        replayed = total = 0
+        if restarted:
+            total = len(self._history)
+            replayed = await self._replay() if total else 0
+        elif status != "ok" and self._sandbox is not None:
+            # Processes this failed block started (a fork bomb's copies, say) go with it.
+            await asyncio.get_running_loop().run_in_executor(
+                None, self._sandbox.kill_new, before, self.pid
+            )
+        if status == "ok" and self.replay:
+            self._history.append((code, timeout))
         return Execution(
             status=status,
             outputs=outputs.result(),
@@ -612,7 +624,31 @@ class Subkernel:
             restarted=restarted,
             timeout=timeout,
             exit_code=exit_code,
+            replayed=replayed,
+            replay_total=total,
         )
+
+    async def _replay(self) -> int:
+        """Re-run the blocks that had succeeded, in order, in the freshly restarted kernel.
+        Stops at the first one that fails now; returns how many ran."""
+        done = 0
+        for code, timeout in self._history:
+            outputs = _Outputs(self.max_output_bytes)
+            msg_id = self._client.execute(
+                code, store_history=True, allow_stdin=False, stop_on_error=False
+            )
+            ended = await self._collect(msg_id, outputs, deadline=time.monotonic() + timeout)
+            if ended == "idle":
+                reply = await self._shell_reply(msg_id)
+                if outputs.has_error or (reply is not None and reply["status"] != "ok"):
+                    break
+                done += 1
+                continue
+            await self._restart()  # it hangs or crashes now: start clean, without the rest
+            done = 0
+            break
+        del self._history[done:]  # the state now holds exactly these blocks
+        return done
 
     async def _collect(self, msg_id: str, outputs: _Outputs, deadline: float) -> str:
         """Gather output of `msg_id` until the kernel is "idle", the "deadline" passes, or
@@ -693,6 +729,8 @@ class KernelPool:
     """Starts fresh subkernels, one per branch, and stops every one of them.
 
     Kernels are never reused across branches: state must not leak from one to another.
+    The keyword-only settings (sandbox, limits, shared_dirs, replay) are passed to every
+    Subkernel; see Subkernel.
     """
 
     def __init__(
@@ -702,6 +740,14 @@ class KernelPool:
         extra_env: dict[str, str] | None = None,
         workdir: str | None = None,
         max_output_bytes: int = MAX_OUTPUT_BYTES,
+        *,
+        sandbox: bool = True,
+        memory_limit: int | None = _sandbox.Limits.memory,
+        cpu_limit: int | None = _sandbox.Limits.cpu_seconds,
+        max_processes: int | None = _sandbox.Limits.max_processes,
+        max_file_size: int | None = _sandbox.Limits.max_file_size,
+        shared_dirs: list[str] | tuple[str, ...] = (),
+        replay: bool = True,
     ) -> None:
         self._settings = {
             "kernel_name": kernel_name,
@@ -709,6 +755,13 @@ class KernelPool:
             "extra_env": extra_env,
             "workdir": workdir,
             "max_output_bytes": max_output_bytes,
+            "sandbox": sandbox,
+            "memory_limit": memory_limit,
+            "cpu_limit": cpu_limit,
+            "max_processes": max_processes,
+            "max_file_size": max_file_size,
+            "shared_dirs": tuple(shared_dirs),
+            "replay": replay,
         }
         self._kernels: dict[Subkernel, None] = {}  # an ordered set of kernels not yet stopped
         self._warm: deque[tuple[Subkernel, asyncio.Task[None]]] = deque()  # prestarted

@@ -16,7 +16,8 @@ from .engines import runtime
 from .exceptions import ConfigError, QwqError
 from .workbench import Workbench
 
-QWQ_USAGE = "usage: %qwq server start|stop|status|logs [LINES]  |  %qwq config"
+QWQ_USAGE = ("usage: %qwq server start|stop|status|logs [LINES]  |  %qwq config  |  %qwq sandbox  |  "
+             "%qwq export [NOTEBOOK] [--to ipynb|html|markdown] [-o OUT] [--branch winner|all]")
 
 
 def solve_parser():
@@ -24,6 +25,7 @@ def solve_parser():
     parser.add_argument("--background", action="store_true",
                         help="return at once; the view keeps updating and has a Stop button")
     parser.add_argument("--out", metavar="NAME", help="also store the Session in this variable")
+    parser.add_argument("--side-by-side", action="store_true", help="show the branches in columns")
     return parser
 
 
@@ -45,24 +47,39 @@ class SolveMagics(Magics):
             args = parser.parse_args(words)
             if args.out is not None and not args.out.isidentifier():
                 raise ConfigError(f"--out needs a Python name, not {args.out!r}")
-            return self.workbench.solve(cell, overrides_from_args(args), args.background, args.out)
+            return self.workbench.solve(cell, overrides_from_args(args), args.background, args.out,
+                                        args.side_by_side)
         except (FlagError, ConfigError, ValueError) as error:
             _say(f"%%solve: error: {error}")
             return None
 
     @line_magic
     def qwq(self, line: str) -> None:
-        """%qwq server start|stop|status|logs [LINES] · %qwq config"""
-        words = line.split()
+        """%qwq server start|stop|status|logs [LINES] · config · sandbox · export [NOTEBOOK] [flags]"""
+        words = shlex.split(line)
         try:
             if words[:1] == ["config"]:
                 self._config()
+            elif words[:1] == ["export"]:
+                self._export(words[1:])
+            elif words == ["sandbox"]:
+                from .sandbox import format_report
+
+                print(format_report())
             elif words[:1] == ["server"] and len(words) >= 2:
                 self._server(words[1], words[2:])
             else:
                 _say(QWQ_USAGE)
         except QwqError as error:
             _say(f"%qwq: error: {error}")
+
+    def _export(self, words: list[str]) -> None:
+        from .export import export_command, export_parser
+
+        if "-h" in words or "--help" in words:
+            export_parser("%qwq export").print_help()
+            return
+        print(f"exported to {export_command(words, prog='%qwq export')}")
 
     def _config(self) -> None:
         settings = self.workbench.settings

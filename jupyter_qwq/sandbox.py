@@ -346,6 +346,29 @@ class Sandbox:
             kept["USER"] = kept["LOGNAME"] = "sandbox"
         return kept
 
+    def pids(self) -> set[int]:
+        """Every live process of this kernel (the kernel itself included)."""
+        if self.cgroups:
+            return set(_cgroup_pids(self.cgroups[0]))
+        if self.uid is not None:
+            return _uid_pids(self.uid)
+        return set()
+
+    def kill_new(self, before: set[int], keep: int | None) -> None:
+        """SIGKILL the kernel's processes that were not there `before`, sparing `keep`; repeated
+        until none is left, so children forked meanwhile go too."""
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            new = self.pids() - before - {keep}
+            if not new:
+                return
+            for pid in new:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+            time.sleep(0.005)
+
     def sweep(self) -> None:
         """Kill every process the kernel left, wherever it went (other process groups too)."""
         if self.uid is not None:
@@ -383,6 +406,18 @@ def _cgroup_pids(path: str) -> list[int]:
             return [int(line) for line in f if line.strip()]
     except OSError:
         return []
+
+
+def _uid_pids(uid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    found.add(int(entry))
+            except OSError:
+                pass
+    return found
 
 
 def _kill_uid(uid: int) -> None:

@@ -29,6 +29,12 @@ _COLOURS = {
     BranchStatus.ANSWERED: "#2ca02c", BranchStatus.NO_ANSWER: "#d08000", BranchStatus.STOPPED: "#888",
     BranchStatus.FAILED: "#d62728",
 }
+_MUTED = "var(--jp-ui-font-color2,#777)"
+_BORDER = "var(--jp-border-color2,#ccc)"
+_CARD = f"border:1px solid {_BORDER};border-radius:4px;padding:4px 8px;line-height:1.45"
+_CODE = "margin:2px 0;padding:4px 6px;white-space:pre-wrap;background:var(--jp-layout-color2,#f3f3f3)"
+_OUTPUT = f"border-left:3px solid {_BORDER};padding-left:6px;margin:2px 0 4px"
+_THINKING = f"white-space:pre-wrap;color:{_MUTED};border-left:2px dotted {_BORDER};padding-left:6px"
 _GRID = {"stacked": "1fr", "side by side": "repeat(auto-fill, minmax(340px, 1fr))"}
 
 
@@ -43,7 +49,9 @@ class LiveView:
     widget per branch would multiply the models saved into the notebook.
     """
 
-    def __init__(self, on_stop: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_stop: Callable[[], None] | None = None, side_by_side: bool = False) -> None:
+        """`on_stop` makes the view interactive (background mode): a Stop button, and layout and
+        thinking controls. A blocking cell cannot receive clicks, so it gets none of them."""
         self.session: Session | None = None
         self.started = time.monotonic()
         self._drawn = 0.0
@@ -52,18 +60,20 @@ class LiveView:
         self.redraws = 0
         self.header = w.HTML("<b>jupyter_qwq</b> · starting…")
         self.vote = w.HTMLMath("")
-        self.layout_toggle = w.ToggleButtons(options=list(_GRID), value="stacked",
+        self.layout_toggle = w.ToggleButtons(options=list(_GRID),
+                                             value="side by side" if side_by_side else "stacked",
                                              style={"button_width": "110px"})
-        self.show_thinking = w.Checkbox(value=False, description="thinking", indent=False)
-        self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning",
-                                    layout=w.Layout(display="" if on_stop else "none"))
+        self.show_thinking = w.Checkbox(value=False, description="thinking", indent=False,
+                                        layout=w.Layout(width="auto", margin="0 12px"))
+        self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning")
         self._on_stop = on_stop
         self.stop_button.on_click(self._guarded(lambda _button: self._stop()))
         for control in (self.layout_toggle, self.show_thinking):
             control.observe(self._guarded(lambda _change: self._redraw()), names="value")
         self.message = w.HTML("")
         self.cards = w.HTML("")
-        self.controls = w.HBox([self.layout_toggle, self.show_thinking, self.stop_button])
+        interactive = [self.layout_toggle, self.show_thinking, self.stop_button] if on_stop else []
+        self.controls = w.HBox(interactive, layout=w.Layout(align_items="center"))
         self.widget = w.VBox([self.header, self.vote, self.controls, self.message, self.cards])
 
     def __call__(self, event: Event) -> None:
@@ -93,7 +103,8 @@ class LiveView:
             self.vote.value = vote_html(session)
             columns = _GRID[self.layout_toggle.value]
             cards = "".join(live_card_html(b, self.show_thinking.value) for b in session.branches)
-            self.cards.value = f"<div style='display:grid;grid-template-columns:{columns};gap:6px'>{cards}</div>"
+            self.cards.value = (f"<div style='display:grid;grid-template-columns:{columns};gap:6px;"
+                                f"align-items:start'>{cards}</div>")
 
     def finish(self, session: Session, note: str = "") -> None:
         """Shrink to a summary: the full record is the cell's saved output from now on."""
@@ -102,7 +113,7 @@ class LiveView:
         with self.header.hold_sync(), self.vote.hold_sync(), self.cards.hold_sync():
             self.header.value = header_html(session, session.elapsed)
             self.vote.value = vote_html(session)
-            self.message.value = f"<span style='color:#888'>{_e(note)}</span>" if note else ""
+            self.message.value = f"<span style='color:{_MUTED}'>{_e(note)}</span>" if note else ""
             self.cards.value = "".join(summary_card_html(b) for b in session.branches)
         retired = list(self.controls.children)
         self.controls.children = []
@@ -151,18 +162,21 @@ def header_html(session: Session, elapsed: float) -> str:
 def vote_html(session: Session) -> str:
     vote = session.vote
     if not vote.tally:
-        return "<span style='color:#888'>no answer yet</span>"
+        waiting = "no answer yet" if session.status.value == "running" else "no branch gave an answer"
+        return f"<span style='color:{_MUTED}'>{waiting}</span>"
     total = sum(item.count for item in vote.tally)
     rows = "".join(
         f"<div><span style='display:inline-block;width:{int(200 * item.count / total)}px;height:10px;"
-        f"background:#4a90d9;margin-right:6px'></span>{item.count} × <code>{_e(item.answer)}</code></div>"
+        f"background:var(--jp-brand-color1,#4a90d9);margin-right:6px'></span>"
+        f"{item.count} × <code>{_e(item.answer)}</code></div>"
         for item in vote.tally[:8]
     )
-    state = "decided early" if vote.decided_early else ("decided" if session.status.value != "running" else "voting")
-    leader = _e(vote.answer)
+    running = session.status.value == "running"
+    state = "decided early" if vote.decided_early else ("voting" if running else "final")
+    label = "Leading answer" if running else "Answer"
     return (
-        f"<div>Leading answer: ${leader}$ · agreement {vote.agreement:.0%} · {state}"
-        f"{' · tie' if vote.tie else ''}</div>{rows}"
+        f"<div style='line-height:1.6'>{label}: ${_e(vote.answer)}$ · agreement {vote.agreement:.0%} · "
+        f"{state}{' · tie' if vote.tie else ''}</div>{rows}"
     )
 
 
@@ -177,36 +191,54 @@ def _card_title(branch: Branch) -> str:
 
 
 def live_card_html(branch: Branch, thinking: bool = False) -> str:
-    parts = [_card_title(branch)]
-    texts = [s for s in branch.steps if s.kind == "text"]
-    codes = [s for s in branch.steps if s.kind == "code"]
-    if thinking and texts and texts[-1].reasoning:
-        parts.append(
-            "<div style='white-space:pre-wrap;color:#777;border-left:2px solid #ccc;padding-left:6px'>"
-            f"{_e(_tail(texts[-1].reasoning, THINKING_TAIL))}</div>"
-        )
-    if codes:
-        parts.append(_code_html(codes[-1], len(codes)))
-    if texts and texts[-1].text:
-        parts.append(f"<div style='white-space:pre-wrap'>{_e(_tail(texts[-1].text, TEXT_TAIL))}</div>")
+    """The branch's latest steps in order (text, code and its output, text), each cut short."""
+    parts = [f"<div>{_card_title(branch)}</div>"]
+    recent = branch.steps[-3:]
+    codes_before = sum(s.kind == "code" for s in branch.steps[: len(branch.steps) - len(recent)])
+    for number, step in enumerate(recent):
+        if step.kind == "code":
+            codes_before += 1
+            parts.append(_code_html(step, codes_before))
+            continue
+        if thinking and step.reasoning:
+            parts.append(f"<div style='{_THINKING}'>{_e(_tail(step.reasoning, THINKING_TAIL))}</div>")
+        text = step.text
+        if number + 1 < len(recent) and recent[number + 1].kind == "code" and "```" in text:
+            text = text[: text.rfind("```", 0, text.rfind("```"))]  # the code step below shows it
+        if text.strip():
+            parts.append(_prose_html(_tail(text, TEXT_TAIL if step is recent[-1] else TEXT_TAIL // 3)))
     if branch.error:
         parts.append(f"<div style='color:#d62728'>{_e(branch.error)}</div>")
-    return f"<div style='border:1px solid #ccc;border-radius:4px;padding:4px 8px'>{''.join(parts)}</div>"
+    return f"<div style='{_CARD}'>{''.join(parts)}</div>"
+
+
+def _prose_html(text: str) -> str:
+    """Model text, with its code fences (closed or still open) shown as code."""
+    pieces = text.split("```")
+    html_parts = []
+    for number, piece in enumerate(pieces):
+        if number % 2:  # inside a fence: drop the language tag line
+            code = piece.split("\n", 1)[1] if "\n" in piece else ""
+            html_parts.append(f"<pre style='{_CODE}'>{_e(code)}</pre>")
+        elif piece.strip():
+            html_parts.append(f"<div style='white-space:pre-wrap'>{_e(piece.strip(chr(10)))}</div>")
+    return "".join(html_parts)
 
 
 def _code_html(step: Step, number: int) -> str:
     code = step.code if len(step.code) <= CODE_HEAD else step.code[:CODE_HEAD] + "\n…"
     state = step.execution or "running…"
     outputs = "".join(output_html(o) for o in step.outputs[:4])
+    output_block = f"<div style='{_OUTPUT}'>{outputs}</div>" if outputs else ""
     return (
-        f"<div style='color:#888'>code block {number} · {_e(state)}</div>"
-        f"<pre style='margin:2px 0;white-space:pre-wrap'>{_e(code)}</pre>{outputs}"
+        f"<div style='color:{_MUTED}'>code block {number} · {_e(state)}</div>"
+        f"<pre style='{_CODE}'>{_e(code)}</pre>{output_block}"
     )
 
 
 def summary_card_html(branch: Branch) -> str:
     codes = sum(s.kind == "code" for s in branch.steps)
-    return f"<div>{_card_title(branch)} · {codes} code block(s) · {branch.elapsed:.1f} s</div>"
+    return f"<div style='line-height:1.5'>{_card_title(branch)} · {codes} code block(s) · {branch.elapsed:.1f} s</div>"
 
 
 def _tail(text: str, size: int) -> str:

@@ -55,11 +55,12 @@ class Workbench:
 
     # -- solving ------------------------------------------------------------------------------
 
-    def solve(self, problem: str, overrides: dict[str, Any], background: bool, out: str | None) -> Any:
+    def solve(self, problem: str, overrides: dict[str, Any], background: bool, out: str | None,
+              side_by_side: bool = False) -> Any:
         config = self.config_for(overrides)
         problem = check_problem(problem)
         held: dict[str, Session] = {}
-        view = LiveView(on_stop=(lambda: job.cancel()) if background else None)
+        view = LiveView(on_stop=(lambda: job.cancel()) if background else None, side_by_side=side_by_side)
         listeners = [view, lambda event: held.__setitem__("session", event.session)]
         display(view.widget)
         if background:
@@ -181,5 +182,4 @@ class BackgroundSolve:
         return self.session
 
     def __repr__(self) -> str:
-        state = "done" if self.done() else "running"
-        return f"<background solve: {state}; .session, .stop(), .result()>"
+        return "<background solve: .session (live record), .done(), .stop(), .result(timeout)>"

@@ -183,3 +183,42 @@ def chromium_page(width: int = 1280, height: int = 2400) -> Iterator[object]:
             yield page
         finally:
             browser.close()
+
+
+# -- helpers for notebooks that run in a real kernel ------------------------------------------------
+
+
+def open_lab(page, server: LabServer, timeout: float = 60.0) -> None:
+    """Load a fresh JupyterLab workspace and wait until the app has started."""
+    page.goto(f"{server.url}/lab?reset", wait_until="domcontentloaded")
+    page.wait_for_function("window.jupyterapp && window.jupyterapp.started", timeout=timeout * 1000)
+    page.evaluate("() => window.jupyterapp.started")
+
+
+def open_notebook_with_kernel(page, name: str, timeout: float = 60.0) -> None:
+    """Open notebook `name` (relative to the server's root) with its kernel; wait until it is idle."""
+    page.evaluate(
+        "name => window.jupyterapp.commands.execute('docmanager:open', {path: name, factory: 'Notebook'})",
+        name,
+    )
+    page.wait_for_function(
+        """name => {
+            const w = window.jupyterapp.shell.currentWidget;
+            const kernel = w && w.context && w.context.path === name && w.sessionContext.session
+                && w.sessionContext.session.kernel;
+            return kernel && kernel.status === 'idle' && kernel.connectionStatus === 'connected';
+        }""",
+        arg=name,
+        timeout=timeout * 1000,
+    )
+
+
+def kernel_status(page) -> str:
+    """The execution status of the current notebook's kernel, as the front-end sees it."""
+    return page.evaluate(
+        """() => {
+            const w = window.jupyterapp.shell.currentWidget;
+            const s = w && w.sessionContext && w.sessionContext.session;
+            return s && s.kernel ? s.kernel.status : 'none';
+        }"""
+    )

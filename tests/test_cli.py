@@ -141,3 +141,10 @@ def test_on_a_terminal_progress_is_shown_live(tmp_path):
     assert process.returncode == 0
     assert "running" in text  # the live table showed branches while they ran
     assert "answer: 0" in text and "vote: 0 ×2" in text
+
+
+def test_sandbox_reports_what_is_in_force():
+    result = run_cli("sandbox")
+    assert result.returncode == 0
+    for protection in ("no network", "private filesystem", "memory limit", "process limit"):
+        assert protection in result.stdout

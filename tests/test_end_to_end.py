@@ -34,7 +34,7 @@ def cli_record() -> tuple[subprocess.CompletedProcess, dict]:
     before = set(llama_servers())
     result = subprocess.run(
         [sys.executable, "-m", "jupyter_qwq.cli", "solve", PROBLEM, "--branches", "3", "--rounds", "2",
-         "--max-tokens", "600", "--seed", "7", "--temperature", "0.3", "--json"],
+         "--max-tokens", "400", "--seed", "7", "--temperature", "0.3", "--json"],
         capture_output=True, text=True, timeout=800, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     leftover = set(llama_servers()) - before

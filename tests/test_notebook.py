@@ -118,6 +118,7 @@ def test_config_and_ipython_config_reach_the_solver(tmp_path, monkeypatch):
             f"%%solve --endpoint {server.base_url} --no-early-stop\nOne?",
             f"%%solve --endpoint {server.base_url} --branches 2 --temperature 0.9\nOne?",
             "%qwq config",
+            "%qwq sandbox",
         )
         monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))  # the kernel inherits it
         execute(nb, tmp_path)
@@ -127,6 +128,7 @@ def test_config_and_ipython_config_reach_the_solver(tmp_path, monkeypatch):
     table = {line.split()[0]: line.split()[-1] for line in text_of(nb.cells[4]).splitlines()[1:]}
     assert table["branches"] == "ipython_config.py" and table["rounds"] == "%config"
     assert table["top_p"] == "default"
+    assert "no network" in text_of(nb.cells[5]) and "memory limit" in text_of(nb.cells[5])
 
 
 KERNEL_STATE = """
