@@ -81,3 +81,16 @@ def test_the_gpu_example_configures_a_valid_vllm_launch(monkeypatch):
     joined = " ".join(command)
     assert "--tensor-parallel-size 8" in joined and "--host 127.0.0.1" in joined
     assert "--reasoning-parser deepseek_r1" in joined and "--max-model-len 40960" in joined
+
+
+@pytest.mark.llamacpp
+@pytest.mark.timeout(1200)
+def test_export_example_exports_the_solve_it_just_ran(tmp_path):
+    nb = run_notebook("export.ipynb", tmp_path)
+    (record,) = records(nb)
+    assert record["engine"]["kind"] == "llamacpp"
+    roles = stdout(nb.cells[4])
+    assert "'problem'" in roles and "'provenance'" in roles
+    exported = nbformat.read(tmp_path / "sum-of-odds.solved.ipynb", as_version=4)
+    nbformat.validate(exported)
+    assert "export.ipynb" in stdout(nb.cells[6])  # the unsaved copy says what to do, or exports

@@ -87,6 +87,17 @@ def test_a_solve_cell_streams_a_widget_and_saves_the_record(tmp_path):
     print(f"8-branch solved notebook: {path.stat().st_size} bytes, widget state {len(json.dumps(state))} bytes")
 
 
+def test_no_secret_reaches_the_saved_outputs(tmp_path):
+    key = "sk-never-save-me-4242"
+    with ScriptedServer(code_then_box, api_key=key) as server:
+        nb = notebook("%load_ext jupyter_qwq",
+                      f"%%solve --endpoint {server.base_url} --api-key {key} --branches 2 --seed 0\nWhat is 6*7?")
+        execute(nb, tmp_path)
+    assert session_in(nb.cells[1]).answer == "42"
+    saved = json.dumps([cell.get("outputs", []) for cell in nb.cells]) + json.dumps(nb.metadata)
+    assert key not in saved
+
+
 def test_bad_flags_and_empty_cells_print_a_usage_line_not_a_traceback(tmp_path):
     nb = notebook(
         "%load_ext jupyter_qwq",
