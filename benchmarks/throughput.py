@@ -73,11 +73,13 @@ async def main() -> None:
     parser.add_argument("--branches", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: its own)")
     args = parser.parse_args()
-    async with LlamaCppServer(default_model_path(), n_ctx=4096) as server:
+    async with LlamaCppServer(default_model_path(), n_ctx=4096, n_threads=args.threads) as server:
         pipe_time, pipe_tokens, bodies = await pipeline(server, args)
         raw_time, raw_tokens = await raw(server, bodies)
-    table = Table(title=f"throughput, {args.branches} branches, {len(bodies)} requests, embedded llama.cpp")
+    table = Table(title=f"throughput, {args.branches} branches, {len(bodies)} requests, embedded llama.cpp, "
+                        f"{args.threads or 'default'} threads")
     for column in ("path", "tokens", "wall (s)", "tokens/s", "× raw"):
         table.add_column(column, justify="right")
     raw_rate = raw_tokens / raw_time

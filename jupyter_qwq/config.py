@@ -78,6 +78,10 @@ class Solve(Configurable):
     server_start_timeout = Float(
         600.0, help="Seconds a managed server may take to become ready."
     ).tag(config=True)
+    threads = Int(
+        0, help="CPU threads of the embedded llama.cpp server; 0 means every core (measured 1.4x "
+        "the tokens/s of llama.cpp's own default of half the cores: benchmarks/throughput.py)."
+    ).tag(config=True)
     warm_kernels = Int(
         4, help="Subkernels a notebook keeps started between solves, so the next one need not wait."
     ).tag(config=True)
@@ -93,7 +97,7 @@ class Solve(Configurable):
             raise TraitError(f"{proposal.trait.name} must be at least 1, not {proposal.value}")
         return proposal.value
 
-    @validate("rounds", "top_k", "output_limit", "warm_kernels", "context_size")
+    @validate("rounds", "top_k", "output_limit", "warm_kernels", "context_size", "threads")
     def _not_negative(self, proposal: Any) -> int:
         if proposal.value < 0:
             raise TraitError(f"{proposal.trait.name} must be 0 or more, not {proposal.value}")
@@ -164,6 +168,7 @@ _FLAGS = {
     "--output-limit": "output_limit",
     "--time-limit": "time_limit",
     "--context-size": "context_size",
+    "--threads": "threads",
 }
 
 
@@ -182,7 +187,7 @@ def build_parser(prog: str = "jupyter-qwq solve", with_problem: bool = True) -> 
     if with_problem:
         parser.add_argument("problem", help="the problem text ('-' reads it from standard input)")
     types = {"branches": int, "rounds": int, "top_k": int, "max_tokens": int, "seed": int,
-             "output_limit": int, "context_size": int, "temperature": float, "top_p": float,
+             "output_limit": int, "context_size": int, "threads": int, "temperature": float, "top_p": float,
              "min_p": float, "code_timeout": float, "time_limit": float}
     for flag, trait in _FLAGS.items():
         help_text = Solve.class_traits()[trait].help

@@ -7,6 +7,7 @@ started here (and is reused while it lives) or is remote is decided in this modu
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 DEFAULT_VLLM_MODEL = "Qwen/QwQ-32B"
 
-# Managed servers started by this process, by (kind, model, context): reused while alive.
-_running: dict[tuple[str, str, int], ManagedServer] = {}
+# Managed servers started by this process, by (kind, model, context, threads): reused while alive.
+_running: dict[tuple[str, str, int, int], ManagedServer] = {}
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _client(config: Solve, base_url: str, model: str, api_key: str) -> EngineCli
 
 
 async def _managed_server(kind: str, config: Solve) -> ManagedServer:
-    key = (kind, config.model, config.context_size)
+    key = (kind, config.model, config.context_size, config.threads)
     server = _running.get(key)
     if server is not None and server.alive:
         return server
@@ -124,7 +125,8 @@ def _new_server(kind: str, config: Solve) -> ManagedServer:
     if kind == "llamacpp":
         from .models import resolve_model
 
-        return LlamaCppServer(resolve_model(config.model or None), n_ctx=config.context_size or 8192)
+        return LlamaCppServer(resolve_model(config.model or None), n_ctx=config.context_size or 8192,
+                              n_threads=config.threads or os.cpu_count() or 1)
     return VllmServer(config.model or DEFAULT_VLLM_MODEL, max_model_len=config.context_size or None)
 
 
