@@ -48,7 +48,9 @@ async def async_solve(
 
 async def _run(problem: str, config: Solve, engine: Engine, kernels: KernelPool,
                listeners: Any, session: Session | None) -> Session:
-    recovery = Recovery(engine.server, config.server_start_timeout) if engine.server else None
+    recovery = None
+    if engine.server is not None:
+        recovery = Recovery(engine.server, engine.client, config.server_start_timeout)
     solver = Solver(config, engine.client, engine.info, kernels, listeners, recovery=recovery)
     return await solver.run(problem, session or solver.new_session(problem))
 

@@ -25,14 +25,3 @@ def first_complete_block(text: str, start: int = 0) -> CodeBlock | None:
         return None
     code = text[opening.end() : closing.start()]
     return CodeBlock(code=code.strip("\n"), end=closing.end())
-
-
-def unclosed_block(text: str) -> str | None:
-    """The code of a ```python block that was opened but never closed (the reply was cut)."""
-    opening = None
-    for opening in _OPEN.finditer(text):
-        pass
-    if opening is None or _CLOSE.search(text, opening.end() - 1):
-        return None
-    code = text[opening.end() :].strip("\n")
-    return code or None

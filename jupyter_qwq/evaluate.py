@@ -8,7 +8,7 @@ an interrupted evaluation resumes where it stopped.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,3 @@ def summary(scores: list[Score]) -> dict[str, float]:
         "mean tokens": sum(s.tokens for s in scores) / count,
         "mean seconds": sum(s.elapsed for s in scores) / count,
     }
-
-
-Progress = Callable[[Score, int, int], None]

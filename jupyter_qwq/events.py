@@ -11,15 +11,12 @@ from .session import Session
 
 log = logging.getLogger(__name__)
 
-# started · branch_started · delta · code_started · code_finished · branch_finished · vote · finished
-KINDS = frozenset(
-    {"started", "branch_started", "delta", "code_started", "code_finished", "branch_finished",
-     "vote", "finished"}
-)
-
 
 @dataclass(frozen=True)
 class Event:
+    """kind: started, branch_started, delta, code_started, code_finished, branch_finished, vote
+    or finished; `branch` is the branch's index for the branch_* and code_* kinds and delta."""
+
     kind: str
     session: Session
     branch: int | None = None

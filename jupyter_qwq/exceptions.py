@@ -15,9 +15,19 @@ Every message says what to do next: it is printed to the user as it is.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .session import Session
+
 
 class QwqError(Exception):
-    """Root of jupyter_qwq's errors."""
+    """Root of jupyter_qwq's errors.
+
+    An error that ends a solve carries the solve's record so far as `.session`.
+    """
+
+    session: Session | None = None
 
 
 class ConfigError(QwqError, ValueError):

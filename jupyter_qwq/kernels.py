@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import inspect
 import logging
 import os
 import re
@@ -729,40 +730,13 @@ class KernelPool:
     """Starts fresh subkernels, one per branch, and stops every one of them.
 
     Kernels are never reused across branches: state must not leak from one to another.
-    The keyword-only settings (sandbox, limits, shared_dirs, replay) are passed to every
-    Subkernel; see Subkernel.
+    `settings` are Subkernel's keyword arguments (kernel_name, sandbox, limits, shared_dirs,
+    replay, ...), given to every kernel the pool starts.
     """
 
-    def __init__(
-        self,
-        kernel_name: str = "python3",
-        startup_timeout: float = 60,
-        extra_env: dict[str, str] | None = None,
-        workdir: str | None = None,
-        max_output_bytes: int = MAX_OUTPUT_BYTES,
-        *,
-        sandbox: bool = True,
-        memory_limit: int | None = _sandbox.Limits.memory,
-        cpu_limit: int | None = _sandbox.Limits.cpu_seconds,
-        max_processes: int | None = _sandbox.Limits.max_processes,
-        max_file_size: int | None = _sandbox.Limits.max_file_size,
-        shared_dirs: list[str] | tuple[str, ...] = (),
-        replay: bool = True,
-    ) -> None:
-        self._settings = {
-            "kernel_name": kernel_name,
-            "startup_timeout": startup_timeout,
-            "extra_env": extra_env,
-            "workdir": workdir,
-            "max_output_bytes": max_output_bytes,
-            "sandbox": sandbox,
-            "memory_limit": memory_limit,
-            "cpu_limit": cpu_limit,
-            "max_processes": max_processes,
-            "max_file_size": max_file_size,
-            "shared_dirs": tuple(shared_dirs),
-            "replay": replay,
-        }
+    def __init__(self, **settings: Any) -> None:
+        inspect.signature(Subkernel).bind(**settings)  # a misspelt setting fails here, not later
+        self._settings = settings
         self._kernels: dict[Subkernel, None] = {}  # an ordered set of kernels not yet stopped
         self._warm: deque[tuple[Subkernel, asyncio.Task[None]]] = deque()  # prestarted
         self._starting: set[asyncio.Task[None]] = set()  # every start still in progress

@@ -44,14 +44,7 @@ def tally_line(session: Session) -> Text:
 
 
 def header(session: Session, elapsed: float) -> Text:
-    done = sum(b.status.finished for b in session.branches)
-    tokens = session.completion_tokens
-    rate = tokens / elapsed if elapsed > 0 else 0.0
-    return Text(
-        f"{session.engine.kind} · {session.engine.model} · {elapsed:.0f} s · {tokens} tokens "
-        f"({rate:.1f}/s) · {done}/{len(session.branches)} branches done",
-        style="bold",
-    )
+    return Text(session.status_line(elapsed), style="bold")
 
 
 class LiveProgress:

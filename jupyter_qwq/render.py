@@ -24,7 +24,6 @@ STYLE = """
 .qwq .answer{font-size:16px;font-weight:600;margin:.4em 0}
 .qwq table{border-collapse:collapse;margin:.4em 0}
 .qwq td,.qwq th{padding:2px 8px;text-align:left;border-bottom:1px solid rgba(128,128,128,.25)}
-.qwq .bar{display:inline-block;height:10px;background:#4a90d9;vertical-align:middle}
 .qwq details{margin:.3em 0;border:1px solid rgba(128,128,128,.3);border-radius:4px;padding:.2em .5em}
 .qwq summary{cursor:pointer}
 .qwq pre{white-space:pre-wrap;word-break:break-word;margin:.3em 0;padding:.4em;background:rgba(128,128,128,.08)}
@@ -72,22 +71,26 @@ def _tally(session: Session) -> str:
     vote = session.vote
     if not vote.tally:
         return "<div class='meta'>No branch gave an answer.</div>"
-    total = sum(item.count for item in vote.tally)
-    rows = "".join(
-        f"<tr><td><code>{_e(item.answer)}</code></td><td>{item.count}</td>"
-        f"<td><span class='bar' style='width:{int(160 * item.count / total)}px'></span></td>"
-        f"<td class='meta'>branches {_e(', '.join(map(str, item.branches)))}</td></tr>"
-        for item in vote.tally
-    )
     notes = [f"agreement {vote.agreement:.0%}"]
     if vote.decided_early:
         notes.append("decided early: the remaining branches were stopped")
     if vote.tie:
         notes.append("tie, broken by the lowest branch index")
-    return (
-        "<table><tr><th>answer</th><th>votes</th><th></th><th></th></tr>"
-        f"{rows}</table><div class='meta'>{_e('; '.join(notes))}</div>"
+    return f"{tally_table(session)}<div class='meta'>{_e('; '.join(notes))}</div>"
+
+
+def tally_table(session: Session, limit: int | None = None) -> str:
+    """The vote as a table with bars; inline styles only, so the live widget can show it too."""
+    tally = session.vote.tally[:limit]
+    total = sum(item.count for item in session.vote.tally) or 1
+    rows = "".join(
+        f"<tr><td><code>{_e(item.answer)}</code></td><td>{item.count}</td>"
+        f"<td><span style='display:inline-block;height:10px;width:{int(160 * item.count / total)}px;"
+        f"background:var(--jp-brand-color1,#4a90d9)'></span></td>"
+        f"<td style='opacity:.7'>branches {_e(', '.join(map(str, item.branches)))}</td></tr>"
+        for item in tally
     )
+    return f"<table><tr><th>answer</th><th>votes</th><th></th><th></th></tr>{rows}</table>"
 
 
 def _branch(branch: Branch, session: Session) -> str:

@@ -26,11 +26,13 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import site
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -357,17 +359,7 @@ class Sandbox:
     def kill_new(self, before: set[int], keep: int | None) -> None:
         """SIGKILL the kernel's processes that were not there `before`, sparing `keep`; repeated
         until none is left, so children forked meanwhile go too."""
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            new = self.pids() - before - {keep}
-            if not new:
-                return
-            for pid in new:
-                try:
-                    os.kill(pid, 9)
-                except OSError:
-                    pass
-            time.sleep(0.005)
+        _kill_until_gone(lambda: self.pids() - before - {keep}, time.monotonic() + 2)
 
     def sweep(self) -> None:
         """Kill every process the kernel left, wherever it went (other process groups too)."""
@@ -375,16 +367,7 @@ class Sandbox:
             _kill_uid(self.uid)
         deadline = time.monotonic() + 2
         for path in self.cgroups:
-            while time.monotonic() < deadline:
-                pids = _cgroup_pids(path)
-                if not pids:
-                    break
-                for pid in pids:
-                    try:
-                        os.kill(pid, 9)
-                    except OSError:
-                        pass
-                time.sleep(0.01)
+            _kill_until_gone(lambda path=path: set(_cgroup_pids(path)), deadline)
 
     def close(self) -> None:
         self.sweep()
@@ -398,6 +381,21 @@ class Sandbox:
                 except OSError:
                     time.sleep(0.02)  # the last processes are still exiting
         self.cgroups.clear()
+
+
+def _kill_until_gone(find: Callable[[], set[int]], deadline: float) -> None:
+    """SIGKILL what `find` lists, again and again until it lists nothing (children forked
+    meanwhile go too) or the deadline passes."""
+    while time.monotonic() < deadline:
+        pids = find()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.005)
 
 
 def _cgroup_pids(path: str) -> list[int]:

@@ -185,6 +185,17 @@ class Session:
             "text/plain": self.summary(),
         }
 
+    def status_line(self, elapsed: float) -> str:
+        """Engine, time, tokens and how many branches are done, running and stopped."""
+        statuses = [b.status for b in self.branches]
+        running = sum(s in (BranchStatus.RUNNING, BranchStatus.EXECUTING) for s in statuses)
+        rate = self.completion_tokens / elapsed if elapsed > 0 else 0.0
+        return (
+            f"{self.engine.kind} · {self.engine.model} · {elapsed:.1f} s · {self.completion_tokens} "
+            f"tokens ({rate:.1f}/s) · {sum(s.finished for s in statuses)}/{len(statuses)} done, "
+            f"{running} running, {statuses.count(BranchStatus.STOPPED)} stopped · {self.status.value}"
+        )
+
     def summary(self) -> str:
         answer = self.answer if self.answer is not None else "no answer"
         return f"{answer}  ({self.vote.agreement:.0%} agreement, {len(self.branches)} branches, {self.status.value})"

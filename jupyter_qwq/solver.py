@@ -91,16 +91,14 @@ class Solver:
         session = session or self.new_session(problem)
         started = time.monotonic()
         self.emitter.emit("started", session)
-        coders = sum(variant_uses_code(b) for b in session.branches)
-        # Kernels warm up while the first tokens stream; more than a few would slow the server.
-        if coders:
-            await self.kernels.fill(coders)
         runs = [
             BranchRun(session, b, self.config, self.client, self.kernels, self.emitter, started,
                       self.recovery)
             for b in session.branches
         ]
-        tasks = {asyncio.create_task(run.run(), name=f"branch-{run.branch.index}"): run for run in runs}
+        # Every branch that may run code gets a kernel warming up while its first tokens stream.
+        await self.kernels.fill(sum(run.variant.uses_code for run in runs))
+        tasks = {asyncio.create_task(run.run(), name=f"branch-{run.branch.index}") for run in runs}
         try:
             await self._supervise(session, tasks, started)
         except BaseException as error:
@@ -108,7 +106,7 @@ class Solver:
             session.status = _status_for(error)
             if isinstance(error, QwqError):
                 session.error = str(error)
-                error.session = session  # type: ignore[attr-defined]
+                error.session = session
             elif isinstance(error, Exception):
                 session.error = f"{type(error).__name__}: {error}"
             raise
@@ -117,7 +115,7 @@ class Solver:
             self.emitter.emit("finished", session)
         return session
 
-    async def _supervise(self, session: Session, tasks: dict[asyncio.Task, BranchRun], started: float) -> None:
+    async def _supervise(self, session: Session, tasks: set[asyncio.Task], started: float) -> None:
         deadline = started + self.config.time_limit if self.config.time_limit else None
         pending = set(tasks)
         early = False
@@ -138,22 +136,16 @@ class Solver:
             session.vote = await asyncio.to_thread(vote, {b.index: b.answer for b in session.branches})
             self.emitter.emit("vote", session)
             if pending and self.config.early_stop and decided(session.vote, len(pending)):
-                await _cancel_all(pending)
+                await _cancel_all(pending)  # stopped branches give no answer: the vote stands
                 early = True
                 break
-        session.vote = await asyncio.to_thread(vote, {b.index: b.answer for b in session.branches})
         session.vote.decided_early = early
         if session.status is SolveStatus.RUNNING:
             session.status = SolveStatus.DONE
         self.emitter.emit("vote", session)
 
 
-def variant_uses_code(branch: Branch) -> bool:
-    return branch.prompt.startswith("tir")
-
-
-async def _cancel_all(tasks: set[asyncio.Task] | dict[asyncio.Task, BranchRun]) -> None:
-    tasks = set(tasks)
+async def _cancel_all(tasks: set[asyncio.Task]) -> None:
     for task in tasks:
         task.cancel()
     if tasks:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import ipywidgets as w
 
 from .events import Event
-from .render import output_html
+from .render import output_html, tally_table
 from .session import Branch, BranchStatus, Session, Step
 
 REDRAW_EVERY = 0.3  # seconds between redraws while the branches stream
@@ -147,16 +147,7 @@ def _close(widget: w.Widget) -> None:
 
 
 def header_html(session: Session, elapsed: float) -> str:
-    done = sum(b.status.finished for b in session.branches)
-    running = sum(b.status in (BranchStatus.RUNNING, BranchStatus.EXECUTING) for b in session.branches)
-    stopped = sum(b.status is BranchStatus.STOPPED for b in session.branches)
-    tokens = session.completion_tokens
-    rate = tokens / elapsed if elapsed > 0 else 0.0
-    return (
-        f"<b>jupyter_qwq</b> · {_e(session.engine.kind)} · {_e(session.engine.model)} · "
-        f"{elapsed:.1f} s · {tokens} tokens ({rate:.1f}/s) · "
-        f"{done}/{len(session.branches)} done, {running} running, {stopped} stopped · {_e(session.status.value)}"
-    )
+    return f"<b>jupyter_qwq</b> · {_e(session.status_line(elapsed))}"
 
 
 def vote_html(session: Session) -> str:
@@ -164,19 +155,12 @@ def vote_html(session: Session) -> str:
     if not vote.tally:
         waiting = "no answer yet" if session.status.value == "running" else "no branch gave an answer"
         return f"<span style='color:{_MUTED}'>{waiting}</span>"
-    total = sum(item.count for item in vote.tally)
-    rows = "".join(
-        f"<div><span style='display:inline-block;width:{int(200 * item.count / total)}px;height:10px;"
-        f"background:var(--jp-brand-color1,#4a90d9);margin-right:6px'></span>"
-        f"{item.count} × <code>{_e(item.answer)}</code></div>"
-        for item in vote.tally[:8]
-    )
     running = session.status.value == "running"
     state = "decided early" if vote.decided_early else ("voting" if running else "final")
     label = "Leading answer" if running else "Answer"
     return (
         f"<div style='line-height:1.6'>{label}: ${_e(vote.answer)}$ · agreement {vote.agreement:.0%} · "
-        f"{state}{' · tie' if vote.tie else ''}</div>{rows}"
+        f"{state}{' · tie' if vote.tie else ''}</div>{tally_table(session, limit=8)}"
     )
 
 

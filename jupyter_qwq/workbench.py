@@ -8,7 +8,9 @@ unloaded.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import concurrent.futures
 import contextvars
 import sys
 from typing import Any
@@ -110,8 +112,10 @@ class Workbench:
         try:
             job.result(0)
             note = ""
-        except BaseException as error:  # cancelled by Stop, or failed: keep what was done
-            note = "stopped" if type(error).__name__ == "CancelledError" else f"error: {error}"
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+            note = "stopped"
+        except BaseException as error:  # failed: keep what was done
+            note = f"error: {error}"
         if session is None:
             view.message.value = note
             return

@@ -6,38 +6,25 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+
+from processes import running
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.timeout(900)]
 
 PROBLEM = "What is 123 * 45? Write a short Python program that prints it, then give the answer."
 
 
-def llama_servers() -> list[int]:
-    """Pids of llama.cpp servers running on this machine."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"llama_cpp.server" in cmdline:
-                pids.append(int(entry.name))
-    return pids
-
-
 @pytest.fixture(scope="module")
 def cli_record() -> tuple[subprocess.CompletedProcess, dict]:
-    before = set(llama_servers())
+    before = set(running(b"llama_cpp.server"))
     result = subprocess.run(
         [sys.executable, "-m", "jupyter_qwq.cli", "solve", PROBLEM, "--branches", "3", "--rounds", "2",
          "--max-tokens", "400", "--seed", "7", "--temperature", "0.3", "--json"],
         capture_output=True, text=True, timeout=800, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    leftover = set(llama_servers()) - before
+    leftover = set(running(b"llama_cpp.server")) - before
     assert not leftover, f"the CLI left llama.cpp servers running: {leftover}"
     assert result.returncode == 0, result.stderr
     return result, json.loads(result.stdout)

@@ -21,6 +21,8 @@ from jupyter_qwq import kernels
 from jupyter_qwq.exceptions import KernelError
 from jupyter_qwq.kernels import Execution, KernelPool, Subkernel
 
+from processes import alive, group_members
+
 module_loop = pytest.mark.asyncio(loop_scope="module")
 
 
@@ -39,31 +41,6 @@ async def kernel(pool):
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def scratch(pool):
     return await pool.acquire()
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in a process group, read from /proc."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the process ended while we looked
-        state, process_group = fields[0], int(fields[2])
-        if process_group == pgid and state != "Z":
-            members.append(int(entry))
-    return members
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # -- feedback: no kernel needed ----------------------------------------------------------------
@@ -234,7 +211,7 @@ async def test_interrupt_ignored_restarts_the_kernel(scratch):
     assert result.status == "timeout"
     assert result.restarted
     assert "restarted" in result.feedback() and "1 earlier block was re-run" in result.feedback()
-    assert scratch.pid != old_pid and not pid_alive(old_pid)
+    assert scratch.pid != old_pid and not alive(old_pid)
     assert (await scratch.execute("print('back')", timeout=20)).feedback() == "back"
     # The block that had succeeded was replayed: the branch keeps its state.
     assert (await scratch.execute("print(lost)", timeout=10)).feedback() == "1"
@@ -306,7 +283,7 @@ async def test_released_kernel_is_stopped():
         kernel = await pool.acquire()
         pid = kernel.pid
         await pool.release(kernel)
-        assert not pid_alive(pid) and pool.kernels == ()
+        assert not alive(pid) and pool.kernels == ()
 
 
 @pytest.mark.timeout(30)

@@ -1,17 +1,40 @@
-"""A notebook on the real embedded default: %qwq server, %%solve, and no orphan after a restart."""
+"""A notebook on the real embedded default: %qwq server, %%solve, and no orphan after a restart
+or a crash."""
 
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from jupyter_qwq.session import MIME_TYPE
 
+from processes import alive, wait_until
+
 pytestmark = [pytest.mark.llamacpp, pytest.mark.timeout(900)]
+
+SERVER_PID = "from jupyter_qwq.engines import runtime\nprint(runtime.running_servers()[0].pid)"
+
+
+@contextmanager
+def notebook_kernel(tmp_path) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """A kernel as a notebook front-end has one: started, connected, and shut down at the end."""
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(tmp_path))
+    client = km.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        yield km, client
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)
 
 
 def run(client, code: str, timeout: float = 600) -> dict:
@@ -31,20 +54,8 @@ def run(client, code: str, timeout: float = 600) -> dict:
     return outputs
 
 
-def alive(pid: int) -> bool:
-    try:
-        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except OSError:
-        return False
-
-
 def test_server_magics_solve_and_no_orphans_after_restart(tmp_path):
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(cwd=str(tmp_path))
-    client = km.client()
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=60)
+    with notebook_kernel(tmp_path) as (km, client):
         run(client, "%load_ext jupyter_qwq")
         status = run(client, "%qwq server status")["stdout"]
         assert "no managed server is running" in status and "llamacpp" in status
@@ -54,19 +65,17 @@ def test_server_magics_solve_and_no_orphans_after_restart(tmp_path):
         status = run(client, "%qwq server status")["stdout"]
         for word in ("engine  llamacpp", "url     http://127.0.0.1:", "uptime", "device  CPU"):
             assert word in status
-        server_pid = int(run(client, "from jupyter_qwq.engines import runtime\n"
-                                     "print(runtime.running_servers()[0].pid)")["stdout"])
+        server_pid = int(run(client, SERVER_PID)["stdout"])
         assert alive(server_pid)
 
         solved = run(client, "%%solve --branches 2 --rounds 1 --max-tokens 200 --seed 3 --out s\n"
                              "What is 2 to the power 10? Use Python.")
         assert solved["error"] is None, solved["stderr"]
-        bundle = next(d for d in solved["data"] if MIME_TYPE in d)
-        record = bundle[MIME_TYPE]
+        record = next(d for d in solved["data"] if MIME_TYPE in d)[MIME_TYPE]
         assert record["engine"]["kind"] == "llamacpp" and len(record["branches"]) == 2
         assert all(b["completion_tokens"] > 0 for b in record["branches"] if b["status"] != "stopped")
         # The same server served the solve: it persists across cells.
-        assert run(client, "print(runtime.running_servers()[0].pid)")["stdout"].strip() == str(server_pid)
+        assert run(client, SERVER_PID)["stdout"].strip() == str(server_pid)
         logs = run(client, "%qwq server logs 3")["stdout"]
         assert logs.startswith("== ") and len(logs.splitlines()) >= 2
 
@@ -75,47 +84,19 @@ def test_server_magics_solve_and_no_orphans_after_restart(tmp_path):
                              ["stdout"])
         km.restart_kernel(now=False)
         client.wait_for_ready(timeout=60)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and (alive(server_pid) or any(alive(p) for p in kernels)):
-            time.sleep(0.5)
-        assert not alive(server_pid), "the llama.cpp server outlived its kernel"
-        assert not [p for p in kernels if alive(p)], "subkernels outlived their kernel"
-    finally:
-        client.stop_channels()
-        km.shutdown_kernel(now=True)
+        assert wait_until(lambda: not alive(server_pid)), "the llama.cpp server outlived its kernel"
+        assert wait_until(lambda: not any(alive(p) for p in kernels)), "subkernels outlived their kernel"
 
 
 def test_leftovers_of_a_crashed_kernel_are_cleaned_up_at_the_next_load(tmp_path):
-    import os
-    import signal
-
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(cwd=str(tmp_path))
-    client = km.client()
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=60)
+    with notebook_kernel(tmp_path) as (km, client):
         run(client, "%load_ext jupyter_qwq\n%qwq server start")
-        server_pid = int(run(client, "from jupyter_qwq.engines import runtime\n"
-                                     "print(runtime.running_servers()[0].pid)")["stdout"])
+        server_pid = int(run(client, SERVER_PID)["stdout"])
         os.kill(km.provisioner.process.pid, signal.SIGKILL)  # a crash: no atexit runs
-        time.sleep(1.0)
-        assert alive(server_pid), "the server should survive a crash until the next load cleans up"
-    finally:
-        client.stop_channels()
-        km.shutdown_kernel(now=True)
+        assert not wait_until(lambda: not alive(server_pid), timeout=1.0), \
+            "the server should survive a crash until the next load cleans up"
 
-    fresh = KernelManager(kernel_name="python3")
-    fresh.start_kernel(cwd=str(tmp_path))
-    fresh_client = fresh.client()
-    fresh_client.start_channels()
-    try:
-        fresh_client.wait_for_ready(timeout=60)
-        run(fresh_client, "%load_ext jupyter_qwq")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and alive(server_pid):
-            time.sleep(0.5)
-        assert not alive(server_pid), "the crashed kernel's server was not cleaned up at the next load"
-    finally:
-        fresh_client.stop_channels()
-        fresh.shutdown_kernel(now=True)
+    with notebook_kernel(tmp_path) as (_, client):
+        run(client, "%load_ext jupyter_qwq")
+        assert wait_until(lambda: not alive(server_pid)), \
+            "the crashed kernel's server was not cleaned up at the next load"

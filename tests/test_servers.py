@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import json
 import os
 import signal
@@ -35,32 +34,16 @@ from jupyter_qwq.engines.servers import (
 )
 from jupyter_qwq.exceptions import ConfigError, ModelNotFound, ServerStartError
 
+from processes import group_members
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CTX = 1024  # loads faster; enough for the short requests here
 
-needs_llamacpp = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None,
-    reason="llama-cpp-python is not installed: pip install 'jupyter_qwq[local]'",
-)
-
-
-def group_members(pgid: int) -> list[int]:
-    """Every process (zombies included) whose process group is ``pgid``, from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid:
-                members.append(int(entry.name))
-    return members
 
 
 def wait_until_gone(pgid: int, timeout: float = 10.0) -> list[int]:
     deadline = time.monotonic() + timeout
-    while (left := group_members(pgid)) and time.monotonic() < deadline:
+    while (left := group_members(pgid, zombies=True)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
 
@@ -229,7 +212,6 @@ def test_stop_is_safe_when_never_started(default_model, tmp_path):
 # -- the real llama.cpp server --------------------------------------------------------------
 
 
-@needs_llamacpp
 @pytest.mark.llamacpp
 @pytest.mark.timeout(120)
 async def test_llamacpp_serves_a_chat_completion_and_stops_its_group(default_model, tmp_path):
@@ -240,7 +222,7 @@ async def test_llamacpp_serves_a_chat_completion_and_stops_its_group(default_mod
     pgid = server.pgid
     async with server:  # already running: entering is a no-op, leaving stops it
         assert server.alive and server in running_servers()
-        assert group_members(pgid)
+        assert group_members(pgid, zombies=True)
         assert server.pgid == pgid and server.uptime > 0
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
             unauthorized = await client.get("/models")
@@ -259,12 +241,11 @@ async def test_llamacpp_serves_a_chat_completion_and_stops_its_group(default_mod
         assert len(server.log_tail(5).splitlines()) == 5
         assert server.log_path.read_text(errors="replace").count("--- jupyter_qwq:") == 1
     assert not server.alive and server not in running_servers()
-    assert group_members(pgid) == []
+    assert group_members(pgid, zombies=True) == []
     assert not list(servers.server_state_dir().glob(f"{server.server_id}.json"))
     server.stop()  # idempotent
 
 
-@needs_llamacpp
 @pytest.mark.llamacpp
 @pytest.mark.timeout(60)
 async def test_garbage_model_fails_fast_with_the_log_tail(tmp_path):
@@ -281,7 +262,6 @@ async def test_garbage_model_fails_fast_with_the_log_tail(tmp_path):
     assert not server.alive and server not in running_servers()
 
 
-@needs_llamacpp
 @pytest.mark.llamacpp
 @pytest.mark.timeout(60)
 async def test_start_timeout_stops_the_process_group(default_model, tmp_path):
@@ -291,7 +271,6 @@ async def test_start_timeout_stops_the_process_group(default_model, tmp_path):
     assert not server.alive and server.returncode is not None
 
 
-@needs_llamacpp
 @pytest.mark.llamacpp
 @pytest.mark.timeout(90)
 async def test_port_taken_before_bind_is_retried_on_another_port(default_model, tmp_path):
@@ -322,40 +301,39 @@ if sys.argv[3] == "crash":
 """
 
 
-def run_child(model: Path, log_dir: Path, how: str, env: dict) -> int:
+def run_child(model: Path, tmp_path: Path, how: str) -> int:
+    """Run CHILD, which starts a server and ends as `how` says; the server's pgid. Its pid files
+    go under tmp_path/xdg."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     result = subprocess.run(
-        [sys.executable, "-c", CHILD.format(n_ctx=SMALL_CTX), str(model), str(log_dir), how],
+        [sys.executable, "-c", CHILD.format(n_ctx=SMALL_CTX), str(model), str(tmp_path), how],
         capture_output=True, text=True, timeout=90, cwd=REPO, env=env,
     )
     assert result.stdout.strip(), result.stderr
     return int(result.stdout.split()[0])
 
 
-@needs_llamacpp
 @pytest.mark.llamacpp
 @pytest.mark.timeout(120)
 def test_interpreter_exit_stops_a_server_nobody_stopped(default_model, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    pgid = run_child(default_model, tmp_path, "exit", env)
+    pgid = run_child(default_model, tmp_path, "exit")
     assert wait_until_gone(pgid, timeout=2) == []
     assert list((tmp_path / "xdg" / "jupyter_qwq" / "servers").glob("*.json")) == []
 
 
-@needs_llamacpp
 @pytest.mark.llamacpp
 @pytest.mark.timeout(120)
 def test_cleanup_stale_servers_stops_a_dead_owners_server(default_model, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    pgid = run_child(default_model, tmp_path, "crash", env)
+    pgid = run_child(default_model, tmp_path, "crash")
     try:
         state_dir = tmp_path / "xdg" / "jupyter_qwq" / "servers"
         [pid_file] = state_dir.glob("*.json")
         assert json.loads(pid_file.read_text())["pgid"] == pgid
-        assert group_members(pgid), "the orphaned server should still be running"
+        assert group_members(pgid, zombies=True), "the orphaned server should still be running"
         assert cleanup_stale_servers(state_dir) == [pgid]
         assert wait_until_gone(pgid) == []
         assert not pid_file.exists()
         assert cleanup_stale_servers(state_dir) == []
     finally:
-        if group_members(pgid):
+        if group_members(pgid, zombies=True):
             os.killpg(pgid, signal.SIGKILL)

@@ -120,16 +120,21 @@ class EngineClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
+        self._settings = {
+            "base_url": self.base_url,
+            "headers": {"Authorization": f"Bearer {api_key}"} if api_key else {},
+            "timeout": httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None),
+            "limits": httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        }
+        self._http = httpx.AsyncClient(**self._settings)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def reset_connections(self) -> None:
+        """Forget every pooled connection: after the server restarted they all lead nowhere."""
+        stale, self._http = self._http, httpx.AsyncClient(**self._settings)
+        await stale.aclose()
 
     async def __aenter__(self) -> EngineClient:
         return self
@@ -201,20 +206,20 @@ class EngineClient:
                         ended = ended or bool(delta.finish_reason)
                         if delta.content or delta.reasoning or delta.finish_reason:
                             yield delta
-        except httpx.ConnectError as error:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise EngineUnreachable(
                 f"Nothing answers at {self.base_url} ({type(error).__name__}). Start the server, "
                 "or check --endpoint."
-            ) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as error:
-            raise EngineDied(
-                f"The server at {self.base_url} closed the stream mid-reply ({type(error).__name__})."
-                " It may have crashed or run out of memory: check the server's log."
             ) from None
         except httpx.ReadTimeout:
             raise EngineDied(
                 f"The server at {self.base_url} sent nothing for {self._http.timeout.read:.0f} s. "
                 "It may be overloaded: use fewer branches, or raise request_timeout."
+            ) from None
+        except httpx.TransportError as error:  # read, write, protocol: the connection broke
+            raise EngineDied(
+                f"The server at {self.base_url} closed the stream mid-reply ({type(error).__name__})."
+                " It may have crashed or run out of memory: check the server's log."
             ) from None
         if not ended:
             raise EngineDied(

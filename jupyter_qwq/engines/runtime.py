@@ -39,8 +39,10 @@ class Recovery:
     others wait for that same restart. A second death ends the solve.
     """
 
-    def __init__(self, server: ManagedServer, timeout: float, restarts: int = 1) -> None:
+    def __init__(self, server: ManagedServer, client: EngineClient, timeout: float,
+                 restarts: int = 1) -> None:
         self.server = server
+        self.client = client
         self.timeout = timeout
         self.restarts_left = restarts
         self._lock = asyncio.Lock()
@@ -58,11 +60,11 @@ class Recovery:
             if self.restarts_left <= 0:
                 return None
             self.restarts_left -= 1
-            self.server.stop(grace=2.0)
-            try:
+            try:  # start() clears what the dead process left, then starts on the same port and key
                 await self.server.start(timeout=self.timeout)
             except QwqError:
                 return None
+            await self.client.reset_connections()
             self._generation += 1
             return self._generation
 
