@@ -138,7 +138,9 @@ async def test_hostile_case_is_contained(pool, name, listener, secret_key):
     if name == "big_file":
         assert "File too large" in feedback or "EFBIG" in feedback
     if name == "gigabyte_output" and outcome.status != "crashed":
-        assert "output truncated" in feedback
+        # Capped by us, or the kernel's own buffering hit its memory limit first (it then logs a
+        # MemoryError and goes on): contained either way, and the branch kept its state.
+        assert "output truncated" in feedback or "MemoryError" in feedback
     if name == "segfault":
         assert "SIGSEGV" in feedback
 
