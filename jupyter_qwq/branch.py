@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from . import prompts
 from .answers import extract_answer
 from .codeblocks import first_complete_block
+from .confidence import Trace
 from .engines.client import Sampling, Usage
-from .exceptions import EngineDied, EngineUnreachable
+from .exceptions import EngineCrashed, EngineDied, EngineUnreachable
 from .session import Branch, BranchStatus, Step
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class BranchRun:
         self.clock_zero = clock_zero
         self.variant = prompts.variant_for(branch.index, config.rounds)
         self.kernel: Subkernel | None = None
+        self._confidence_total = 0.0  # over every text step, for the branch's mean
+        self._confidence_tokens = 0
 
     def now(self) -> float:
         return time.monotonic() - self.clock_zero
@@ -107,21 +110,28 @@ class BranchRun:
             return
 
     async def _stream_or_recover(self, messages: list[dict[str, str]], budget: int, may_run_code: bool) -> Step:
-        """Stream a reply; if a managed server dies under it, restart the server and retry once."""
-        generation = self.recovery.generation if self.recovery else 0
-        try:
-            return await self._stream_reply(messages, budget, may_run_code)
-        except (EngineDied, EngineUnreachable) as error:
-            if self.recovery is None or (restarted := await self.recovery(generation)) is None:
-                raise
-            lost = self.branch.steps.pop()
-            self.branch.rounds -= 1
-            self.branch.notes.append(
-                f"at {self.now():.1f} s the server died mid-reply ({type(error).__name__}, "
-                f"{len(lost.text)} characters lost); it was restarted (generation "
-                f"{restarted}) and the round was retried"
-            )
-            return await self._stream_reply(messages, budget, may_run_code)
+        """Stream a reply; if a managed server dies under it, restart the server and retry (the
+        recovery allows one restart per solve; the next death ends the solve, saying how)."""
+        while True:
+            generation = self.recovery.generation if self.recovery else 0
+            try:
+                return await self._stream_reply(messages, budget, may_run_code)
+            except (EngineDied, EngineUnreachable) as error:
+                if self.recovery is None:
+                    raise
+                restarted = await self.recovery(generation)
+                crash = self.recovery.crash
+                if restarted is None:
+                    if crash:
+                        raise EngineCrashed(crash) from None
+                    raise
+                lost = self.branch.steps.pop()
+                self.branch.rounds -= 1
+                how = crash.split(". ", 1)[0] if crash else f"closed the stream ({type(error).__name__})"
+                self.branch.notes.append(
+                    f"at {self.now():.1f} s, mid-reply: {how} ({len(lost.text)} characters lost); "
+                    f"it was restarted (generation {restarted}) and the round was retried"
+                )
 
     async def _stream_reply(self, messages: list[dict[str, str]], budget: int, may_run_code: bool) -> Step:
         step = Step(kind="text", started=self.now())
@@ -130,11 +140,14 @@ class BranchRun:
         usage = Usage()
         counted = self.branch.completion_tokens
         sampling = self._sampling(budget)
+        trace = Trace()
         stream = self.client.stream_chat(messages, sampling, usage)
         async with aclosing(stream):
             async for delta in stream:
                 step.reasoning += delta.reasoning
                 step.text += delta.content
+                if delta.confidences:
+                    self._add_confidences(step, trace, delta.confidences)
                 self.branch.completion_tokens = counted + usage.completion_tokens
                 self.emit("delta")
                 if may_run_code and "`" in delta.content:
@@ -159,7 +172,15 @@ class BranchRun:
             # A new seed each round, or a retried round would repeat itself word for word.
             seed=None if seed is None else seed + 1000 * (self.branch.rounds - 1),
             stop=STOP,
+            top_logprobs=self.config.top_logprobs,
         )
+
+    def _add_confidences(self, step: Step, trace: Trace, confidences: list[float]) -> None:
+        trace.extend(confidences)
+        step.confidence = trace.encoded()
+        self._confidence_total += sum(confidences)
+        self._confidence_tokens += len(confidences)
+        self.branch.confidence = round(self._confidence_total / self._confidence_tokens, 3)
 
     async def _execute(self, code: str) -> str:
         step = Step(kind="code", code=code, started=self.now())

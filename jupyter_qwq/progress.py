@@ -9,6 +9,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from .confidence import describe
 from .events import Event
 from .session import BranchStatus, Session
 
@@ -25,14 +26,17 @@ _STATUS_STYLE = {
 
 def branch_table(session: Session) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("branch", "prompt", "status", "rounds", "tokens", "answer"):
-        table.add_column(column, justify="right" if column in ("branch", "rounds", "tokens") else "left")
+    for column in ("branch", "prompt", "status", "rounds", "tokens", "confidence", "answer"):
+        table.add_column(column, justify="right" if column in ("branch", "rounds", "tokens") else "left",
+                         no_wrap=column == "confidence")
     for b in session.branches:
         answer = b.answer if b.answer is not None else ""
         if b.answer_source.startswith("fallback"):
             answer += " (fallback)"
         status = Text(b.status.value, style=_STATUS_STYLE[b.status])
-        table.add_row(str(b.index), b.prompt, status, str(b.rounds), str(b.completion_tokens), answer)
+        confidence = describe(b).removeprefix("confidence ") or "–"
+        table.add_row(str(b.index), b.prompt, status, str(b.rounds), str(b.completion_tokens),
+                      confidence, answer)
     return table
 
 

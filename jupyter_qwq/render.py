@@ -11,6 +11,7 @@ import html
 import re
 from typing import Any
 
+from .confidence import HELP as CONFIDENCE_HELP, describe
 from .session import Branch, Session, Step
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -58,6 +59,8 @@ def _header(session: Session) -> str:
         f"{name} {cfg[name]}" for name in ("temperature", "top_p", "min_p", "top_k", "seed") if name in cfg
     )
     error = f"<div class='err'>{_e(session.error)}</div>" if session.error else ""
+    if engine.logprobs is False:
+        sampling += "; no log-probabilities from this engine, so no confidence"
     return (
         f"<h3>jupyter_qwq · {_e(session.status.value)}</h3>"
         f"<div class='problem'>{_e(session.problem)}</div>"
@@ -97,10 +100,12 @@ def _branch(branch: Branch, session: Session) -> str:
     answer = f" · answer <code>{_e(branch.answer)}</code>" if branch.answer is not None else ""
     if branch.answer_source.startswith("fallback"):
         answer += " (fallback)"
+    confidence = describe(branch)
     summary = (
         f"Branch {branch.index} · {_e(branch.prompt)} · "
         f"<span class='status-{_e(branch.status.value)}'>{_e(branch.status.value)}</span>{answer} · "
         f"{branch.completion_tokens} tokens · {branch.elapsed:.1f} s"
+        + (f" · <span class='meta' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>" if confidence else "")
     )
     error = f"<div class='err'>{_e(branch.error)}</div>" if branch.error else ""
     steps = "".join(step_html(step) for step in branch.steps)

@@ -52,6 +52,7 @@ class Step:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     execution: str = ""  # for code: ok | error | timeout | restarted | crashed
     feedback: str = ""  # for code: exactly what was sent back to the model
+    confidence: str = ""  # for text: each token's confidence, encoded (see confidence.py)
     tokens: int = 0
     started: float = 0.0  # seconds since the solve started
     duration: float = 0.0
@@ -77,6 +78,7 @@ class Branch:
     ended: float = 0.0
     error: str = ""
     notes: list[str] = field(default_factory=list)  # what happened to it, e.g. a server restart
+    confidence: float | None = None  # mean token confidence; None when the engine gave none
 
     @property
     def elapsed(self) -> float:
@@ -117,6 +119,7 @@ class EngineInfo:
     kind: str = ""  # llamacpp | vllm | endpoint
     model: str = ""
     endpoint: str = ""  # base URL; never an API key
+    logprobs: bool | None = None  # True: it sent log-probabilities; False: asked, none came
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineInfo:

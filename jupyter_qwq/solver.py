@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -74,7 +75,7 @@ class Solver:
         session = Session(
             problem=check_problem(problem),
             config=options,
-            engine=self.engine,
+            engine=replace(self.engine),  # this solve's copy: it records what the engine gave
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         session.branches = [
@@ -112,6 +113,8 @@ class Solver:
             raise
         finally:
             session.elapsed = time.monotonic() - started
+            if self.config.top_logprobs and session.completion_tokens:
+                session.engine.logprobs = any(b.confidence is not None for b in session.branches)
             self.emitter.emit("finished", session)
         return session
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
+from .confidence import HELP as CONFIDENCE_HELP, describe
 from .events import Event
 from .render import output_html, tally_table
 from .session import Branch, BranchStatus, Session, Step
@@ -167,10 +168,13 @@ def vote_html(session: Session) -> str:
 def _card_title(branch: Branch) -> str:
     answer = f" · <code>{_e(branch.answer)}</code>" if branch.answer is not None else ""
     colour = _COLOURS[branch.status]
+    confidence = describe(branch)
+    shown = (f" · <span style='color:{_MUTED}' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>"
+             if confidence else "")
     return (
         f"<b>Branch {branch.index}</b> · {_e(branch.prompt)} · "
         f"<span style='color:{colour}'>{_e(branch.status.value)}</span>{answer} · "
-        f"{branch.completion_tokens} tokens"
+        f"{branch.completion_tokens} tokens{shown}"
     )
 
 

@@ -26,6 +26,7 @@ class Reply:
     delay: float = 0.0  # seconds between chunks
     die_after: int | None = None  # close the connection after this many chunks, like a crash
     reasoning_field: str = "reasoning"  # vLLM >= 0.10; older vLLM and SGLang use reasoning_content
+    confidence: float | None = None  # if logprobs are asked: every token's top-k logprobs = -this
 
 
 Script = Callable[[dict[str, Any]], Reply]
@@ -34,7 +35,7 @@ Script = Callable[[dict[str, Any]], Reply]
 @dataclass
 class StreamRecord:
     body: dict[str, Any]
-    outcome: str = "open"  # open | completed | aborted | died
+    outcome: str = "open"  # open | completed | aborted | died | refused
     chunks_sent: int = 0
 
 
@@ -43,6 +44,7 @@ class ScriptedServer:
     script: Script
     api_key: str = ""
     model: str = "scripted-model"
+    refuse_logprobs: bool = False  # answer 400 to a request that asks for them, as some hosts do
     streams: list[StreamRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -118,6 +120,10 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             record = StreamRecord(body=body)
             with server._lock:
                 server.streams.append(record)
+            if server.refuse_logprobs and body.get("logprobs"):
+                record.outcome = "refused"
+                self._json(400, {"error": {"message": "logprobs are not supported for this model"}})
+                return
             self._stream(server.script(body), record)
 
         def _stream(self, reply: Reply, record: StreamRecord) -> None:
@@ -137,7 +143,12 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                         return
                     if reply.delay:
                         time.sleep(reply.delay)
-                    self._event({"choices": [{"index": 0, "delta": {name: piece}, "finish_reason": None}]})
+                    choice = {"index": 0, "delta": {name: piece}, "finish_reason": None}
+                    if record.body.get("logprobs") and reply.confidence is not None:
+                        top = [{"token": "t", "logprob": -reply.confidence}] * int(record.body.get("top_logprobs") or 1)
+                        choice["logprobs"] = {"content": [{"token": piece, "logprob": -reply.confidence,
+                                                           "top_logprobs": top}]}
+                    self._event({"choices": [choice]})
                     record.chunks_sent += 1
                 self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 self._event({"choices": [], "usage": {"prompt_tokens": _prompt_tokens(record.body),

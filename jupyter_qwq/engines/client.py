@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
 
+from ..confidence import token_confidence
 from ..exceptions import EngineDied, EngineError, EngineUnreachable
 
 
@@ -28,20 +29,27 @@ class Sampling:
     max_tokens: int = 1024
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    top_logprobs: int = 0  # alternatives per token whose log-probabilities come back; 0: none
 
     def request_fields(self) -> dict[str, Any]:
-        # Explicit values everywhere: servers fill omitted fields with different defaults.
+        # Explicit values everywhere: servers fill omitted fields with different defaults
+        # (llama-cpp-python's repeat_penalty is 1.1 unless told; vLLM reads repetition_penalty).
         fields: dict[str, Any] = {
             "temperature": self.temperature,
             "top_p": self.top_p,
             "min_p": self.min_p,
             "top_k": self.top_k,
             "max_tokens": self.max_tokens,
+            "repetition_penalty": 1.0,
+            "repeat_penalty": 1.0,
         }
         if self.seed is not None:
             fields["seed"] = self.seed
         if self.stop:
             fields["stop"] = list(self.stop)
+        if self.top_logprobs:
+            fields["logprobs"] = True
+            fields["top_logprobs"] = self.top_logprobs
         return fields
 
 
@@ -52,6 +60,7 @@ class Delta:
     content: str = ""
     reasoning: str = ""
     finish_reason: str | None = None
+    confidences: list[float] = field(default_factory=list)  # one per token, when logprobs came
 
 
 @dataclass
@@ -120,6 +129,7 @@ class EngineClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.refuses_logprobs = False  # the server answered 400 to a request for them
         self._settings = {
             "base_url": self.base_url,
             "headers": {"Authorization": f"Bearer {api_key}"} if api_key else {},
@@ -173,6 +183,8 @@ class EngineClient:
     ) -> AsyncIterator[Delta]:
         """Yield the reply as it streams; `usage` counts tokens as they come (the server's own count
         replaces the estimate when it sends one)."""
+        if self.refuses_logprobs and sampling.top_logprobs:
+            sampling = replace(sampling, top_logprobs=0)
         body = {
             "model": self.model,
             "messages": messages,
@@ -187,6 +199,12 @@ class EngineClient:
             async with aconnect_sse(self._http, "POST", "/chat/completions", json=body) as source:
                 if source.response.status_code >= 400:
                     await source.response.aread()
+                    if _refuses_logprobs(source.response, sampling):
+                        self.refuses_logprobs = True  # e.g. a hosted reasoning model: go on without
+                        retry = replace(sampling, top_logprobs=0)
+                        async for delta in self.stream_chat(messages, retry, usage):
+                            yield delta
+                        return
                     _raise_for_status(source.response, self.base_url)
                 async for event in source.aiter_sse():
                     if event.data.strip() == "[DONE]":
@@ -202,9 +220,10 @@ class EngineClient:
                     for choice in chunk.get("choices") or []:
                         delta = _delta_of(choice, splitter)
                         if usage is not None and not reported and (delta.content or delta.reasoning):
-                            usage.completion_tokens += 1  # about a token a chunk, until usage arrives
+                            # the logprobs count tokens exactly; else about a token a chunk
+                            usage.completion_tokens += len(delta.confidences) or 1
                         ended = ended or bool(delta.finish_reason)
-                        if delta.content or delta.reasoning or delta.finish_reason:
+                        if delta.content or delta.reasoning or delta.finish_reason or delta.confidences:
                             yield delta
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise EngineUnreachable(
@@ -252,7 +271,25 @@ def _delta_of(choice: dict[str, Any], splitter: ThinkSplitter) -> Delta:
         content=split.content,
         reasoning=reasoning + split.reasoning,
         finish_reason=choice.get("finish_reason"),
+        confidences=_confidences(choice.get("logprobs")),
     )
+
+
+def _confidences(logprobs: Any) -> list[float]:
+    """Each token's confidence, from the OpenAI `logprobs.content[*].top_logprobs` lists."""
+    if not isinstance(logprobs, dict):
+        return []
+    found = []
+    for entry in logprobs.get("content") or []:
+        top = entry.get("top_logprobs") if isinstance(entry, dict) else None
+        values = [t["logprob"] for t in top or [] if isinstance(t, dict) and "logprob" in t]
+        if values:
+            found.append(token_confidence(values))
+    return found
+
+
+def _refuses_logprobs(response: httpx.Response, sampling: Sampling) -> bool:
+    return bool(sampling.top_logprobs) and response.status_code == 400 and "logprob" in response.text.lower()
 
 
 def _raise_for_status(response: httpx.Response, base_url: str) -> None:

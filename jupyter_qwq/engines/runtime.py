@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError, QwqError
@@ -21,8 +23,10 @@ if TYPE_CHECKING:
 
 DEFAULT_VLLM_MODEL = "Qwen/QwQ-32B"
 
-# Managed servers started by this process, by (kind, model, context, threads): reused while alive.
-_running: dict[tuple[str, str, int, int], ManagedServer] = {}
+# The settings that shape a managed server; a solve with the same ones reuses it while it lives.
+_SERVER_SETTINGS = ("model", "context_size", "threads", "extra_buffer_types", "vllm_command",
+                    "vllm_data_parallel", "vllm_cpu_kvcache_gib", "vllm_args")
+_running: dict[tuple, ManagedServer] = {}
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Recovery:
         self.restarts_left = restarts
         self._lock = asyncio.Lock()
         self._generation = 0  # how many times it was restarted
+        self.crash: str | None = None  # how the server last died, with its log's tail
 
     async def __call__(self, seen_generation: int) -> int | None:
         """Bring the server back; the new generation, or None when it cannot be recovered.
@@ -57,6 +62,7 @@ class Recovery:
         async with self._lock:
             if self._generation > seen_generation and self.server.alive:
                 return self._generation
+            self.crash = await asyncio.to_thread(self.server.crash_report)
             if self.restarts_left <= 0:
                 return None
             self.restarts_left -= 1
@@ -74,18 +80,16 @@ class Recovery:
 
 
 def choose_kind(config: Solve) -> str:
-    """auto → an endpoint when one is given, vLLM when installed with GPUs visible, else llama.cpp."""
+    """auto → an endpoint when one is given, vLLM where it can run, else llama.cpp."""
     if config.engine != "auto":
         if config.engine == "endpoint" and not config.endpoint:
             raise ConfigError("--engine endpoint needs --endpoint URL (e.g. http://host:8000/v1)")
         return config.engine
     if config.endpoint:
         return "endpoint"
-    from .servers import visible_gpu_count, vllm_available
+    from .servers import vllm_runs_here
 
-    if vllm_available() and visible_gpu_count() > 0:
-        return "vllm"
-    return "llamacpp"
+    return "vllm" if vllm_runs_here(config.vllm_command or None) else "llamacpp"
 
 
 async def open_engine(config: Solve) -> Engine:
@@ -111,7 +115,7 @@ def _client(config: Solve, base_url: str, model: str, api_key: str) -> EngineCli
 
 
 async def _managed_server(kind: str, config: Solve) -> ManagedServer:
-    key = (kind, config.model, config.context_size, config.threads)
+    key = (kind, *(getattr(config, name) for name in _SERVER_SETTINGS))
     server = _running.get(key)
     if server is not None and server.alive:
         return server
@@ -122,14 +126,37 @@ async def _managed_server(kind: str, config: Solve) -> ManagedServer:
 
 
 def _new_server(kind: str, config: Solve) -> ManagedServer:
-    from .servers import LlamaCppServer, VllmServer
+    from .servers import LlamaCppServer, VllmServer, find_vllm, vllm_build
 
     if kind == "llamacpp":
         from .models import resolve_model
 
         return LlamaCppServer(resolve_model(config.model or None), n_ctx=config.context_size or 8192,
-                              n_threads=config.threads or os.cpu_count() or 1)
-    return VllmServer(config.model or DEFAULT_VLLM_MODEL, max_model_len=config.context_size or None)
+                              n_threads=config.threads or os.cpu_count() or 1,
+                              extra_buffer_types=config.extra_buffer_types)
+    executable = find_vllm(config.vllm_command or None)
+    device = vllm_build(executable).device
+    model = config.model or default_vllm_model(device)
+    return VllmServer(
+        model, command=executable, device=device, max_model_len=config.context_size or None,
+        data_parallel=config.vllm_data_parallel, cpu_kvcache_gib=config.vllm_cpu_kvcache_gib,
+        extra_args=shlex.split(config.vllm_args),
+        model_name=Path(model).name if Path(model).is_dir() else None,
+    )
+
+
+def default_vllm_model(device: str) -> str:
+    """QwQ-32B on GPUs; on the CPU, the embedded model as converted by the CPU setup."""
+    if device != "cpu":
+        return DEFAULT_VLLM_MODEL
+    from .vllm_setup import installed_vllm_cpu
+
+    setup = installed_vllm_cpu()
+    if setup is None or not setup.model.is_dir():
+        raise ConfigError("vLLM on the CPU needs a model it can run: pass --model (a Hugging Face "
+                          "folder or model id), or convert the embedded one with: "
+                          "jupyter-qwq setup vllm-cpu")
+    return str(setup.model)
 
 
 def running_servers() -> list[ManagedServer]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import importlib.util
+import functools
 import json
 import os
 import re
@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -44,13 +45,17 @@ __all__ = [
     "LlamaCppServer",
     "ManagedServer",
     "VllmServer",
+    "VllmBuild",
     "auto_reasoning_parser",
     "cleanup_stale_servers",
+    "describe_exit",
+    "find_vllm",
     "pick_free_port",
     "running_servers",
     "server_state_dir",
     "visible_gpu_count",
-    "vllm_available",
+    "vllm_build",
+    "vllm_runs_here",
 ]
 
 HOST = "127.0.0.1"
@@ -97,6 +102,7 @@ class ManagedServer:
     """A server process this package owns. Subclasses give ``command()`` and readiness."""
 
     kind: str = "server"
+    label: str = "engine"  # how a person names it: "llama.cpp", "vLLM"
     readiness_path: str = "/v1/models"
     default_start_timeout: float = 120.0
 
@@ -178,6 +184,30 @@ class ManagedServer:
     def log_tail(self, lines: int = 40) -> str:
         return _read_tail(self._log_path, lines)
 
+    def exit_status(self) -> int | None:
+        """The process's exit status (negative: the signal that ended it); None while it runs."""
+        if self._proc is not None:
+            return self._proc.poll()
+        return self.returncode
+
+    def crash_report(self, wait: float = 2.0) -> str | None:
+        """How the server died, with its log's tail; None if it is still running.
+
+        A broken stream is often seen a moment before the process is gone: wait up to `wait`
+        seconds for it to exit before deciding it did not.
+        """
+        deadline = time.monotonic() + wait
+        while (status := self.exit_status()) is None and self._proc is not None:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+        if status is None:
+            return None
+        return (
+            f"The {self.label} server {describe_exit(status)}. This is the engine failing, not "
+            f"your code or your network. Its log is {self._log_path}.\n{self._quoted_tail()}"
+        )
+
     def __repr__(self) -> str:
         state = f"alive at {self.base_url}" if self.alive else "stopped"
         return f"<{type(self).__name__} {self.model_name!r} {state}>"
@@ -257,7 +287,7 @@ class ManagedServer:
                 )
             except OSError as exc:
                 raise ServerStartError(
-                    f"Could not run {cmd[0]!r} to start the {self.kind} server: {exc}. "
+                    f"Could not run {cmd[0]!r} to start the {self.label} server: {exc}. "
                     + self.start_failure_hint("")
                 ) from exc
         self._spawned_at = time.monotonic()
@@ -303,34 +333,38 @@ class ManagedServer:
     def _exited_error(self) -> ServerStartError:
         tail = self.log_tail(_ERROR_TAIL_LINES)
         return ServerStartError(
-            f"The {self.kind} server exited (code {self.returncode}) before it was ready.\n"
+            f"The {self.label} server {describe_exit(self.returncode)} before it was ready.\n"
             f"{self._quoted_tail()}\n{self.start_failure_hint(tail)}"
         )
 
     def _ports_exhausted_error(self) -> ServerStartError:
         return ServerStartError(
-            f"The {self.kind} server found its port already in use {MAX_START_ATTEMPTS} times "
+            f"The {self.label} server found its port already in use {MAX_START_ATTEMPTS} times "
             f"in a row; something else keeps taking ports on {HOST}. Try again, or stop the "
             f"other servers.\n{self._quoted_tail()}"
         )
 
     def _timeout_error(self, url: str, timeout: float) -> ServerStartError:
         return ServerStartError(
-            f"The {self.kind} server did not answer {url} within {timeout:.0f} s and was "
+            f"The {self.label} server did not answer {url} within {timeout:.0f} s and was "
             f"stopped. If the model is large or the disk slow, pass a longer start timeout.\n"
             f"{self._quoted_tail()}"
         )
 
 
 class LlamaCppServer(ManagedServer):
-    """llama-cpp-python's ``python -m llama_cpp.server`` on a local GGUF file (CPU).
+    """The embedded llama.cpp server on a local GGUF file (CPU): llama-cpp-python's server app
+    started through :mod:`jupyter_qwq.engines.llamacpp_server`.
 
-    It serves one request at a time (a global lock), so a long generation also delays
-    ``/v1/models``. Started with ``--interrupt_requests False``: by default a new request
-    would cut off the stream in progress.
+    That launcher keeps llama.cpp from repacking weights into extra buffer types (which crashes
+    on CPUs with AMX), returns log-probabilities without keeping every prompt token's logits, and
+    continues an assistant turn. It serves one request at a time (a global lock), so a long
+    generation also delays ``/v1/models``. Started with ``--interrupt_requests False``: by
+    default a new request would cut off the stream in progress.
     """
 
     kind = "llamacpp"
+    label = "llama.cpp"
     readiness_path = "/v1/models"
     default_start_timeout = 120.0
 
@@ -341,6 +375,7 @@ class LlamaCppServer(ManagedServer):
         n_threads: int | None = None,
         log_dir: str | os.PathLike[str] | None = None,
         *,
+        extra_buffer_types: bool = False,
         model_name: str | None = None,
         port_picker: Callable[[], int] = pick_free_port,
     ) -> None:
@@ -354,12 +389,13 @@ class LlamaCppServer(ManagedServer):
             raise ConfigError(f"n_threads must be at least 1 (or None for auto), got {n_threads}.")
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.extra_buffer_types = extra_buffer_types
         super().__init__(model_name or self.model_path.stem, log_dir=log_dir,
                          port_picker=port_picker)
 
     def command(self) -> list[str]:
         cmd = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "jupyter_qwq.engines.llamacpp_server",
             "--model", str(self.model_path),
             "--host", HOST,
             "--port", str(self.port),
@@ -369,6 +405,8 @@ class LlamaCppServer(ManagedServer):
         ]
         if self.n_threads is not None:
             cmd += ["--n_threads", str(self.n_threads)]
+        if self.extra_buffer_types:
+            cmd.append("--extra_buffer_types")
         return cmd
 
     def environment(self) -> dict[str, str]:
@@ -393,12 +431,21 @@ class LlamaCppServer(ManagedServer):
 
 
 class VllmServer(ManagedServer):
-    """``vllm serve`` over all visible GPUs (tensor parallel), ready when /health is 200."""
+    """``vllm serve``, ready when /health is 200: across the visible GPUs, or on the CPU.
+
+    Which device it runs on is the build's: a CPU build (its version says ``cpu``) runs on the
+    CPU with a KV cache of ``cpu_kvcache_gib``, a context that fits memory, and float32 weights
+    where the CPU has no native bfloat16 (measured on AVX2: 3x the tokens/s of emulated bf16);
+    any other build runs tensor parallel over the visible GPUs, optionally data parallel too.
+    Arguments in `extra_args` come last, so they override these (e.g. ``--dtype bfloat16``).
+    """
 
     kind = "vllm"
+    label = "vLLM"
     readiness_path = "/health"
     default_start_timeout = 2400.0
     engine_ready_timeout_s = 1800  # vLLM's own default (600 s) is too short for big models
+    cpu_default_max_model_len = 4096
 
     def __init__(
         self,
@@ -409,37 +456,63 @@ class VllmServer(ManagedServer):
         extra_args: Sequence[str] = (),
         log_dir: str | os.PathLike[str] | None = None,
         *,
+        command: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        data_parallel: int = 1,
+        cpu_kvcache_gib: float = 4.0,
         model_name: str | None = None,
         port_picker: Callable[[], int] = pick_free_port,
     ) -> None:
         self.model = model
-        self.gpus = visible_gpu_count() if gpus is None else gpus
-        if self.gpus < 1:
-            raise ConfigError("vLLM needs at least one GPU and none is visible (checked "
-                              "CUDA_VISIBLE_DEVICES and nvidia-smi). Use the llama.cpp engine, "
-                              "or a remote endpoint.")
+        self.executable = find_vllm(command)
+        self.device = device or vllm_build(self.executable).device
+        self.gpus = 0
+        if self.device != "cpu":
+            self.gpus = visible_gpu_count() if gpus is None else gpus
+            if self.gpus < 1:
+                raise ConfigError(
+                    f"The vLLM at {self.executable} is a GPU build and no GPU is visible (checked "
+                    "CUDA_VISIBLE_DEVICES and nvidia-smi). Use its CPU build (jupyter-qwq setup "
+                    "vllm-cpu), the embedded llama.cpp engine, or a remote endpoint."
+                )
+        if data_parallel < 1:
+            raise ConfigError(f"data_parallel must be at least 1, got {data_parallel}.")
+        if cpu_kvcache_gib <= 0:
+            raise ConfigError(f"the CPU KV cache must be more than 0 GiB, got {cpu_kvcache_gib}.")
         # "none" is vLLM's own spelling for no parser; None means choose from the name
         parser = auto_reasoning_parser(model) if reasoning_parser is None else reasoning_parser
         self.reasoning_parser = None if parser in ("", "none") else parser
         if max_model_len is not None and max_model_len < 1:
             raise ConfigError(f"max_model_len must be positive, got {max_model_len}.")
+        if max_model_len is None and self.device == "cpu":
+            max_model_len = self.cpu_default_max_model_len  # else vLLM asks for 92% of RAM
         self.max_model_len = max_model_len
+        self.dtype = None
+        if self.device == "cpu":
+            self.dtype = "bfloat16" if cpu_has_bf16() else "float32"
+        self.data_parallel = data_parallel
+        self.cpu_kvcache_gib = cpu_kvcache_gib
         self.extra_args = [str(a) for a in extra_args]
         super().__init__(model_name or model, log_dir=log_dir, port_picker=port_picker)
 
     def command(self) -> list[str]:
         cmd = [
-            _vllm_executable(), "serve", self.model,
+            self.executable, "serve", self.model,
             "--host", HOST,
             "--port", str(self.port),
-            "--tensor-parallel-size", str(self.gpus),
             "--served-model-name", self.model_name,
             "--generation-config", "vllm",  # neutral sampling defaults, same as other engines
         ]
+        if self.device != "cpu":
+            cmd += ["--tensor-parallel-size", str(self.gpus)]
+        if self.data_parallel > 1:
+            cmd += ["--data-parallel-size", str(self.data_parallel)]
         if self.reasoning_parser:
             cmd += ["--reasoning-parser", self.reasoning_parser]
         if self.max_model_len is not None:
             cmd += ["--max-model-len", str(self.max_model_len)]
+        if self.dtype:
+            cmd += ["--dtype", self.dtype]
         return cmd + self.extra_args
 
     def environment(self) -> dict[str, str]:
@@ -447,23 +520,47 @@ class VllmServer(ManagedServer):
         env["VLLM_API_KEY"] = self.api_key  # vLLM's fallback for --api-key; kept out of argv
         env["VLLM_NO_USAGE_STATS"] = "1"
         env.setdefault("VLLM_ENGINE_READY_TIMEOUT_S", str(self.engine_ready_timeout_s))
+        if self.device == "cpu":
+            env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self.cpu_kvcache_gib:g}")
         return env
 
     def start_failure_hint(self, log_tail: str) -> str:
-        if not vllm_available():
-            return "vLLM is not installed here: pip install 'jupyter_qwq[vllm]' (needs GPUs)."
+        full_log = f"Full log: {self.log_path}"
+        if self.device == "cpu":
+            return (
+                f"On the CPU, vLLM needs its KV cache ({self.cpu_kvcache_gib:g} GiB, setting "
+                f"vllm_cpu_kvcache_gib) free in RAM beside the model's weights; if it ran out of "
+                f"memory, lower that or max_model_len ({self.max_model_len}, setting "
+                f"context_size). {full_log}"
+            )
         return ("If it ran out of GPU memory, pass a smaller max_model_len or free the GPUs "
-                "(nvidia-smi lists leftover processes). Full log: " + str(self.log_path))
+                f"(nvidia-smi lists leftover processes). {full_log}")
 
 
 def auto_reasoning_parser(model: str) -> str | None:
-    """vLLM's reasoning parser for a model name: deepseek_r1 for QwQ/R1 styles, qwen3 for Qwen3."""
-    name = model.lower()
+    """vLLM's reasoning parser for a model name: deepseek_r1 for QwQ/R1 styles, qwen3 for Qwen3.
+
+    Only the last part of an id or a path counts: a folder under ".../jupyter_qwq/..." is no QwQ.
+    """
+    name = model.rstrip("/").rsplit("/", 1)[-1].lower()
     if any(tag in name for tag in ("qwq", "deepseek-r1", "deepseek_r1", "r1-distill")):
         return "deepseek_r1"
     if "qwen3" in name:
         return "qwen3"
     return None
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX); else vLLM emulates it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def visible_gpu_count() -> int:
@@ -493,23 +590,112 @@ def _count_cuda_visible(value: str) -> int:
     return count
 
 
-def vllm_available() -> bool:
-    """Whether vLLM can be run: importable here, or a ``vllm`` command on PATH."""
-    try:
-        if importlib.util.find_spec("vllm") is not None:
-            return True
-    except (ImportError, ValueError):
-        pass
-    return shutil.which("vllm") is not None
+VLLM_SETUP_HINT = ("install vLLM (pip install vllm, best in a venv of its own), set "
+                   "vllm_command to its `vllm` executable, or build the CPU one with: "
+                   "jupyter-qwq setup vllm-cpu")
 
 
-def _vllm_executable() -> str:
-    # A kernel started from a venv often lacks the venv's bin/ on PATH: look next to Python too
+@dataclass(frozen=True)
+class VllmBuild:
+    version: str
+    device: str  # "cpu", or "gpu" for every other build
+
+
+def find_vllm(command: str | os.PathLike[str] | None = None, *, include_setup: bool = True) -> str:
+    """The `vllm` executable to run: `command` if given, else one on PATH or beside this Python,
+    else the CPU build made by ``jupyter-qwq setup vllm-cpu``. ConfigError when there is none."""
+    if command:
+        path = Path(command).expanduser()
+        found = shutil.which(str(path))
+        if found is None:
+            raise ConfigError(f"vllm_command {str(command)!r} is not an executable file; "
+                              f"give the path of the `vllm` command of the venv vLLM lives in.")
+        return found
     found = shutil.which("vllm")
     if found:
         return found
+    # A kernel started from a venv often lacks the venv's bin/ on PATH: look next to Python too
     beside = Path(sys.executable).with_name("vllm")
-    return str(beside) if beside.exists() else "vllm"
+    if beside.exists():
+        return str(beside)
+    if include_setup:
+        from .vllm_setup import installed_vllm_cpu
+
+        setup = installed_vllm_cpu()
+        if setup is not None:
+            return str(setup.command)
+    raise ConfigError(f"vLLM was not found. To use it, {VLLM_SETUP_HINT}.")
+
+
+def vllm_build(executable: str) -> VllmBuild:
+    """The version of the vLLM behind `executable` and whether it is a CPU build.
+
+    Read from the package metadata of the Python that runs it (its `#!` line): importing vLLM
+    itself (`vllm --version`) takes half a minute.
+    """
+    path = Path(executable).resolve()
+    return _vllm_build(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _vllm_build(path: str, _mtime: int) -> VllmBuild:
+    python = _script_interpreter(Path(path))
+    probe = ("import importlib.metadata as m\n"
+             "try: print(m.version('vllm'))\n"
+             "except m.PackageNotFoundError: print(m.version('vllm-cpu') + '+cpu')")
+    cmd = [python, "-c", probe] if python else [path, "--version"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise ConfigError(f"Could not ask {path} for its version ({error}). {VLLM_SETUP_HINT}.") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise ConfigError(f"{path} did not tell its version (exit status {done.returncode}): "
+                          f"{(done.stderr or done.stdout).strip()[-300:]}. Is it vLLM's command?")
+    version = lines[-1].strip()
+    cpu = "cpu" in version or os.environ.get("VLLM_TARGET_DEVICE") == "cpu"
+    return VllmBuild(version=version, device="cpu" if cpu else "gpu")
+
+
+def _script_interpreter(path: Path) -> str | None:
+    """The Python named by a console script's `#!` line, or None if it is not one."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(4096).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    if not first.startswith("#!"):
+        return None
+    interpreter = first[2:].strip().split()[0] if first[2:].strip() else ""
+    return interpreter if "python" in Path(interpreter).name else None
+
+
+def vllm_runs_here(command: str | os.PathLike[str] | None = None) -> bool:
+    """Whether a vLLM is configured or installed (PATH, beside Python) that can run on this
+    machine: a CPU build, or any build with GPUs visible. The CPU build made by ``jupyter-qwq
+    setup vllm-cpu`` counts only when named by `command`: it takes minutes to start."""
+    try:
+        build = vllm_build(find_vllm(command, include_setup=False))
+    except ConfigError:
+        return False
+    return build.device == "cpu" or visible_gpu_count() > 0
+
+
+def describe_exit(status: int | None) -> str:
+    """'crashed with SIGSEGV (signal 11)', 'exited with status 1', for an exit status."""
+    if status is None:
+        return "stopped"
+    if status < 0:
+        try:
+            name = f"{signal.Signals(-status).name} (signal {-status})"
+        except ValueError:
+            name = f"signal {-status}"
+        if -status == signal.SIGKILL:
+            return f"was killed with {name} (if nobody stopped it, the system likely ran out of memory: see dmesg)"
+        if -status in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            return f"was stopped with {name}"
+        return f"crashed with {name}"
+    return f"exited with status {status}"
 
 
 # -- process groups ------------------------------------------------------------------------

@@ -4,6 +4,7 @@
  */
 
 import {
+  CONFIDENCE_HELP,
   IBranch,
   IOutput,
   ISession,
@@ -12,6 +13,7 @@ import {
   imageDataUri,
   isObject,
   seconds,
+  sparkline,
   str,
   stripAnsi
 } from './record';
@@ -102,6 +104,9 @@ function header(session: ISession): HTMLElement {
   meta.appendChild(metaItem('elapsed', seconds(session.elapsed)));
   meta.appendChild(metaItem('tokens', String(totalTokens)));
   meta.appendChild(metaItem('branches', String(session.branches.length)));
+  if (session.engineLogprobs === false) {
+    meta.appendChild(metaItem('confidence', 'none: this engine sent no log-probabilities'));
+  }
   node.appendChild(meta);
 
   const sampling = el('div', cls('meta'));
@@ -227,6 +232,13 @@ function branchView(branch: IBranch): HTMLDetailsElement {
   summary.appendChild(answer);
   summary.appendChild(el('span', cls('branchStat'), `${branch.completionTokens} tokens`));
   summary.appendChild(el('span', cls('branchStat'), seconds(branch.elapsed)));
+  if (branch.confidence !== null) {
+    const trace = branch.steps.filter(s => s.kind === 'text').flatMap(s => s.confidence);
+    const shown = el('span', `${cls('branchStat')} ${cls('confidence')}`);
+    shown.textContent = `confidence ${branch.confidence.toFixed(1)} ${sparkline(trace)}`.trim();
+    shown.title = CONFIDENCE_HELP;
+    summary.appendChild(shown);
+  }
   node.appendChild(summary);
 
   // The body is built on first open: a record of many branches with images stays cheap to show.

@@ -28,6 +28,7 @@ export interface IStep {
   outputs: IOutput[];
   execution: string;
   duration: number;
+  confidence: number[];
 }
 
 export interface IBranch {
@@ -40,6 +41,7 @@ export interface IBranch {
   completionTokens: number;
   elapsed: number;
   error: string;
+  confidence: number | null;
 }
 
 export interface ISession {
@@ -49,6 +51,7 @@ export interface ISession {
   answer: string | null;
   engineKind: string;
   engineModel: string;
+  engineLogprobs: boolean | null;
   elapsed: number;
   config: JsonObject;
   branches: IBranch[];
@@ -103,7 +106,8 @@ function readStep(raw: unknown): IStep {
       .filter(isObject)
       .map(o => ({ ...o, output_type: str(o.output_type) })),
     execution: str(s.execution),
-    duration: num(s.duration)
+    duration: num(s.duration),
+    confidence: decodeConfidence(s.confidence)
   };
 }
 
@@ -120,7 +124,8 @@ function readBranch(raw: unknown, position: number): IBranch {
     steps: list(b.steps).map(readStep),
     completionTokens: num(b.completion_tokens),
     elapsed: ended ? Math.max(0, ended - started) : 0,
-    error: str(b.error)
+    error: str(b.error),
+    confidence: typeof b.confidence === 'number' && isFinite(b.confidence) ? b.confidence : null
   };
 }
 
@@ -144,6 +149,7 @@ export function readSession(raw: unknown): ISession {
     answer: optionalStr(vote.answer),
     engineKind: str(engine.kind),
     engineModel: str(engine.model),
+    engineLogprobs: typeof engine.logprobs === 'boolean' ? engine.logprobs : null,
     elapsed: num(s.elapsed),
     config: obj(s.config),
     branches: list(s.branches).map(readBranch),
@@ -172,6 +178,52 @@ export function imageDataUri(mime: string, payload: unknown): string | null {
   }
   return `data:${mime};base64,${data}`;
 }
+
+/**
+ * A step's token confidences, as jupyter_qwq/confidence.py stores them: base64 of little-endian
+ * uint16 hundredths. Anything else reads as no values.
+ */
+export function decodeConfidence(value: unknown): number[] {
+  const data = str(value);
+  if (!data || !BASE64.test(data)) {
+    return [];
+  }
+  let bytes: string;
+  try {
+    bytes = atob(data);
+  } catch {
+    return [];
+  }
+  const values: number[] = [];
+  for (let i = 0; i + 1 < bytes.length; i += 2) {
+    values.push((bytes.charCodeAt(i) | (bytes.charCodeAt(i + 1) << 8)) / 100);
+  }
+  return values;
+}
+
+const SPARK = '▁▂▃▄▅▆▇█';
+
+/** The values in `width` block characters, each the mean of its stretch (as confidence.py). */
+export function sparkline(values: number[], width = 16): string {
+  if (!values.length) {
+    return '';
+  }
+  const n = Math.min(width, values.length);
+  const means: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const part = values.slice(Math.floor((values.length * i) / n), Math.floor((values.length * (i + 1)) / n));
+    if (part.length) {
+      means.push(part.reduce((a, b) => a + b, 0) / part.length);
+    }
+  }
+  const low = Math.min(...means);
+  const span = Math.max(...means) - low || 1;
+  return means.map(m => SPARK[Math.min(SPARK.length - 1, Math.floor(((m - low) / span) * SPARK.length))]).join('');
+}
+
+export const CONFIDENCE_HELP =
+  "Token confidence: minus the mean log-probability of the model's top candidates at each token, " +
+  'averaged over the branch (higher: surer). The bars trace it from start to end.';
 
 export function seconds(value: number): string {
   return value < 10 ? `${value.toFixed(2)} s` : `${value.toFixed(1)} s`;
