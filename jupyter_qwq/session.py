@@ -67,6 +67,8 @@ class Branch:
     index: int
     prompt: str  # name of the prompt variant (e.g. "tir", "cot+hint-2")
     seed: int | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, top_k, min_p
+    protocol: str = ""  # how code output went back: "continue" (same turn) or "chat" (a new message)
     status: BranchStatus = BranchStatus.PENDING
     answer: str | None = None
     answer_source: str = ""  # "boxed" or "fallback:<rule>"

