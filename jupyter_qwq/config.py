@@ -8,9 +8,10 @@ parse flags with the same `build_parser()`.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from .exceptions import ConfigError
@@ -45,8 +46,13 @@ class Solve(Configurable):
         "", help="Base URL of an OpenAI-compatible server, e.g. http://host:8000/v1."
     ).tag(config=True)
     api_key = Unicode(
-        "", help="API key for --endpoint. Never written into a record or a notebook."
+        help="API key for --endpoint. Unset: $JUPYTER_QWQ_API_KEY, else $OPENAI_API_KEY. Never "
+        "written into a record or a notebook."
     ).tag(config=True)
+
+    @default("api_key")
+    def _api_key_from_environment(self) -> str:
+        return os.environ.get("JUPYTER_QWQ_API_KEY") or os.environ.get("OPENAI_API_KEY") or ""
     temperature = Float(
         None, allow_none=True,
         help="Sampling temperature. Unset: the model family's (sampling.py: QwQ 0.6, Qwen2.5 0.7, "

@@ -70,8 +70,9 @@ def _script(body):
     if branch == 0:
         if round_ == 1:
             return Reply(f"Let me draw it first.\n```python\n{PLOT}\n```",
-                         reasoning="A plot will show the shape; then print the product.")
-        return Reply(f"The code printed {last_output(body).splitlines()[-1]}, so \\boxed{{42}}.")
+                     reasoning="A plot will show the shape; then print the product.", confidence=8.0)
+        return Reply(f"The code printed {last_output(body).splitlines()[-1]}, so \\boxed{{42}}.",
+                     confidence=12.0)
     if branch == 1:
         if round_ == 1:
             return Reply("Compute it directly.\n```python\nprint(6 * 7)\n```",
@@ -105,6 +106,7 @@ def _notebook(path: Path, bundle: dict) -> None:
     hostile["vote"]["answer"] = HOSTILE
     hostile["vote"]["tally"][0]["answer"] = HOSTILE
     hostile["branches"][0]["steps"][0]["text"] = HOSTILE
+    hostile["branches"][0]["steps"][0]["confidence"] = HOSTILE  # not base64: shows no trace
     nb = new_notebook(
         cells=[
             new_code_cell(
@@ -182,9 +184,18 @@ def test_branch_explorer_in_jupyterlab(tmp_path, session_bundle):
         assert "fallback" in summaries.nth(3).inner_text()
         assert "fallback" not in summaries.nth(0).inner_text()
 
+        # Branch 0's confidence (8 while it wrote code, 12 after): its mean and its trace.
+        shown = summaries.nth(0).locator(".jp-QwqExplorer-confidence")
+        mean = record["branches"][0]["confidence"]
+        assert 8 < mean < 12 and shown.inner_text().startswith(f"confidence {mean:.1f} ")
+        trace = shown.inner_text().split()[-1]
+        assert set(trace) <= set("▁▂▃▄▅▆▇█") and trace[0] == "▁" and trace[-1] == "█"
+        assert "log-probability" in shown.get_attribute("title")
+        assert summaries.nth(1).locator(".jp-QwqExplorer-confidence").count() == 0  # none sent
+
         # Clicking an answer keeps only the branches that gave it; again, or "show all", clears.
         tally = {item["answer"]: item["branches"] for item in record["vote"]["tally"]}
-        assert tally == {"42": [0, 1, 3], "41": [2]}
+        assert tally == {"42": [0, 1], "41": [2]}  # branch 3's unboxed answer is shown, not counted
         assert _visible_branches(explorer) == ["0", "1", "2", "3"]
         row_41 = explorer.locator('.jp-QwqExplorer-tallyRow[data-answer="41"]')
         row_42 = explorer.locator('.jp-QwqExplorer-tallyRow[data-answer="42"]')
@@ -194,8 +205,8 @@ def test_branch_explorer_in_jupyterlab(tmp_path, session_bundle):
         row_41.click()
         assert _visible_branches(explorer) == ["0", "1", "2", "3"]
         row_42.click()
-        assert _visible_branches(explorer) == ["0", "1", "3"]
-        assert "Showing 3 of 4" in explorer.locator(".jp-QwqExplorer-filterBar").inner_text()
+        assert _visible_branches(explorer) == ["0", "1"]
+        assert "Showing 2 of 4" in explorer.locator(".jp-QwqExplorer-filterBar").inner_text()
         explorer.get_by_role("button", name="Show all branches").click()
         assert _visible_branches(explorer) == ["0", "1", "2", "3"]
         row_42.click()
@@ -213,7 +224,8 @@ def test_branch_explorer_in_jupyterlab(tmp_path, session_bundle):
         assert image.evaluate("img => img.complete && img.naturalWidth") > 100
         assert branch0.locator(".jp-QwqExplorer-stream").inner_text().strip() == "42"
 
-        # Branch 3: the kernel's traceback, ANSI colours stripped.
+        # Branch 3 (filtered out: its answer did not vote): the kernel's traceback, no ANSI colours.
+        explorer.get_by_role("button", name="Show all branches").click()
         explorer.locator('.jp-QwqExplorer-branch[data-branch="3"] > summary').click()
         error = explorer.locator('.jp-QwqExplorer-branch[data-branch="3"] pre.jp-QwqExplorer-error')
         assert "ZeroDivisionError" in error.inner_text()

@@ -17,6 +17,7 @@ import pytest
 from jupyter_qwq import async_solve
 from jupyter_qwq.config import make_config
 from jupyter_qwq.engines import runtime
+from jupyter_qwq.engines.client import EngineClient, Sampling
 from jupyter_qwq.engines.servers import VllmServer, vllm_build
 from jupyter_qwq.engines.vllm_setup import ensure_vllm_cpu
 from jupyter_qwq.exceptions import ServerStartError
@@ -94,6 +95,36 @@ def test_a_closed_stream_aborts_the_request_on_the_server(solved):
     cut = sum(1 for b in session.branches for s in b.steps if s.kind == "code")
     aborted = re.findall(r"Request (\S+) aborted\.", server_log(server))
     assert len(aborted) >= cut  # each reply cut at its code block was aborted, not finished
+
+
+async def test_a_continued_turn_is_the_same_text_as_the_raw_prompt_continued(solved):
+    """continue_final_message on vLLM: the model goes on writing its own turn, as it would from
+    the prompt written out by hand in its ChatML."""
+    _, server = solved
+    system, question, partial = "Be brief.", "Name the capital of France.", "The capital of France is"
+    client = EngineClient(server.base_url, model=server.model_name, api_key=server.api_key)
+    greedy = Sampling(temperature=0.0, top_p=1.0, min_p=0.0, top_k=0, max_tokens=12)
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": question},
+                {"role": "assistant", "content": partial}]
+    try:
+        continued = "".join([d.content async for d in client.stream_chat(messages, greedy,
+                                                                          continue_turn=True)])
+    finally:
+        await client.aclose()
+    prompt = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n"
+              f"<|im_start|>assistant\n{partial}")
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=120,
+                                 headers={"Authorization": f"Bearer {server.api_key}"}) as http:
+        raw = (await http.post("/completions", json={
+            "model": server.model_name, "prompt": prompt, "max_tokens": 12, "temperature": 0,
+            "stop": ["<|im_end|>"]})).json()
+    assert continued == raw["choices"][0]["text"]
+    assert not continued.lstrip().lower().startswith("the capital")
+
+
+def test_the_solve_continued_each_turn_after_its_code_ran(solved):
+    session, _ = solved
+    assert all(b.protocol == "continue" and not b.notes for b in session.branches)
 
 
 async def test_cancelling_a_solve_stops_its_requests_on_the_server(solved, options):
