@@ -7,6 +7,12 @@ On the same model and problems (the first N of GSM8K test and of MATH-500, from 
 - maj@k:    the same k branches, every one run to its end (`--no-early-stop`)
 - and any extra configurations given with --variant NAME='FLAGS' (to compare settings)
 
+The default solve's lossless early stop never changes the vote's answer, only what it costs, so
+a row "default (replayed)" also gives the default solve's figures computed from the maj@k run:
+the branches finish in their recorded order, the vote is taken after each, and the solve stops
+where the default rule would have; the tokens counted are those each branch had written by then
+(read from its steps' timings). `--configs greedy,majk` thus measures both at the cost of one.
+
 It prints accuracy (the vote against gold, by mathematical equivalence), pass@k (any voting
 branch right), unanswered share, tokens and seconds per problem. Every problem's record is kept
 in WORKDIR/<dataset>/<config>.jsonl, so a stopped run resumes and the table can be re-printed.
@@ -31,9 +37,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from jupyter_qwq.answers import decided, equivalent, vote
 from jupyter_qwq.config import build_parser, make_config, overrides_from_args
 from jupyter_qwq.engines.runtime import open_engine, stop_servers
-from jupyter_qwq.evaluate import load_scores, read_dataset, run
+from jupyter_qwq.evaluate import Score, load_scores, read_dataset, run
+from jupyter_qwq.session import Session
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {
@@ -101,6 +109,40 @@ async def main() -> None:
     Console().print(summary_table(args, configs))
 
 
+def tokens_by(branch, moment: float) -> float:
+    """Tokens a branch had written `moment` seconds into the solve, from its steps' timings."""
+    written = 0.0
+    for step in branch.steps:
+        if step.kind != "text" or step.started >= moment:
+            continue
+        done = 1.0 if not step.duration else min(1.0, (moment - step.started) / step.duration)
+        written += step.tokens * done
+    return written
+
+
+def replay_lossless(score: Score) -> Score:
+    """What the default solve (lossless early stop) gives on a maj@k run's branches."""
+    session = Session.from_dict(score.record)
+    with_fallbacks = bool(session.config.get("vote_fallbacks", False))
+    voting = {b.index: b.answer if with_fallbacks or b.answer_source == "boxed" else None
+              for b in session.branches}
+    order = sorted(session.branches, key=lambda b: b.ended)
+    answers: dict[int, str | None] = {}
+    stop_at, result = order[-1].ended if order else 0.0, vote({})
+    for position, branch in enumerate(order, 1):
+        answers[branch.index] = voting[branch.index]
+        result = vote(answers)
+        if decided(result, len(order) - position):
+            stop_at = branch.ended
+            break
+    tokens = sum(b.completion_tokens if b.ended <= stop_at else tokens_by(b, stop_at)
+                 for b in session.branches)
+    correct = result.answer is not None and equivalent(result.answer, score.gold)
+    found = any(a is not None and equivalent(a, score.gold) for a in answers.values())
+    return Score(key=score.key, gold=score.gold, answer=result.answer, correct=correct,
+                 any_correct=found, tokens=round(tokens), elapsed=stop_at, status=score.status)
+
+
 def summary_table(args: argparse.Namespace, configs: dict[str, str]) -> Table:
     table = Table(title=f"accuracy: k={args.branches} branches, max {args.max_tokens} tokens a "
                         f"branch; {args.engine if not args.endpoint else args.endpoint}")
@@ -109,8 +151,11 @@ def summary_table(args: argparse.Namespace, configs: dict[str, str]) -> Table:
         table.add_column(column, justify="right" if column not in ("dataset", "config") else "left")
     for dataset, count in (("gsm8k", args.gsm8k), ("math500", args.math500)):
         keys = {item.key for item in read_dataset(DATASETS[dataset], limit=count)} if count else set()
-        for name in configs:
-            scores = [s for s in load_scores(args.workdir / dataset / f"{name}.jsonl") if s.key in keys]
+        rows = {name: [s for s in load_scores(args.workdir / dataset / f"{name}.jsonl") if s.key in keys]
+                for name in configs}
+        if rows.get("majk"):
+            rows["default (replayed)"] = [replay_lossless(s) for s in rows["majk"]]
+        for name, scores in rows.items():
             if not scores:
                 continue
             n = len(scores)

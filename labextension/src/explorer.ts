@@ -273,6 +273,10 @@ function branchView(branch: IBranch): HTMLDetailsElement {
 /** Render the whole explorer into `host`, replacing what it held. */
 export function renderExplorer(host: HTMLElement, session: ISession): void {
   host.textContent = '';
+  if (session.unsupported !== null) {
+    host.appendChild(el('div', cls('unsupported'), session.unsupported));
+    return;
+  }
   host.appendChild(header(session));
 
   const branches = el('div', cls('branches'));

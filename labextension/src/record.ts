@@ -6,6 +6,9 @@
  * from it is ever parsed as HTML.
  */
 
+/** The record schema this extension reads: jupyter_qwq/session.py writes and checks the same. */
+export const SCHEMA_VERSION = 1;
+
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
 
@@ -59,6 +62,8 @@ export interface ISession {
   agreement: number;
   tie: boolean;
   decidedEarly: boolean;
+  /** Why the record cannot be shown (another schema version), or null. */
+  unsupported: string | null;
 }
 
 export function isObject(value: unknown): value is JsonObject {
@@ -138,6 +143,35 @@ function readTally(raw: unknown): ITallyItem {
   };
 }
 
+/** The version as the message names it: hostile values are cut short, missing ones say so. */
+function describeVersion(version: unknown): string {
+  if (version === undefined) {
+    return 'no schema version';
+  }
+  let shown: string;
+  try {
+    shown = JSON.stringify(version) ?? String(version);
+  } catch {
+    shown = String(version);
+  }
+  return `schema version ${shown.length > 40 ? shown.slice(0, 40) + '…' : shown}`;
+}
+
+/**
+ * Null when this extension reads the record's schema version, else the message to show instead of
+ * the record: a record of another version may mean something else by the same fields.
+ */
+export function unsupportedReason(raw: unknown): string | null {
+  const version = obj(raw).schema_version;
+  if (version === SCHEMA_VERSION) {
+    return null;
+  }
+  return (
+    `This record has ${describeVersion(version)}; this JupyterLab extension reads version ` +
+    `${SCHEMA_VERSION}. Upgrade jupyter_qwq (pip install -U jupyter_qwq) to read it.`
+  );
+}
+
 export function readSession(raw: unknown): ISession {
   const s = obj(raw);
   const engine = obj(s.engine);
@@ -156,7 +190,8 @@ export function readSession(raw: unknown): ISession {
     tally: list(vote.tally).map(readTally),
     agreement: num(vote.agreement),
     tie: vote.tie === true,
-    decidedEarly: vote.decided_early === true
+    decidedEarly: vote.decided_early === true,
+    unsupported: unsupportedReason(raw)
   };
 }
 
