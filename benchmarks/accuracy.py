@@ -64,6 +64,10 @@ def configurations(args: argparse.Namespace) -> dict[str, str]:
     return {name: known[name] for name in args.configs.split(",")}
 
 
+def problems(dataset: str, count: int, offset: int) -> list:
+    return read_dataset(DATASETS[dataset], limit=offset + count)[offset:] if count else []
+
+
 def solve_config(engine_flags: str, flags: str):
     parser = build_parser(with_problem=False)
     return make_config(None, **overrides_from_args(parser.parse_args(shlex.split(f"{engine_flags} {flags}"))))
@@ -75,6 +79,8 @@ async def main() -> None:
     parser.add_argument("--endpoint", default="")
     parser.add_argument("--gsm8k", type=int, default=100)
     parser.add_argument("--math500", type=int, default=50)
+    parser.add_argument("--offset", type=int, default=0,
+                        help="skip the first N problems of each dataset (a slice to tune on)")
     parser.add_argument("--branches", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=4)
@@ -90,7 +96,7 @@ async def main() -> None:
         engine = await open_engine(solve_config(engine_flags, ""))
         try:
             for dataset, count in (("gsm8k", args.gsm8k), ("math500", args.math500)):
-                items = read_dataset(DATASETS[dataset], limit=count) if count else []
+                items = problems(dataset, count, args.offset)
                 for name, flags in configs.items():
                     results = args.workdir / dataset / f"{name}.jsonl"
                     results.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +156,7 @@ def summary_table(args: argparse.Namespace, configs: dict[str, str]) -> Table:
                    "tokens/problem", "s/problem (solve)", "s/problem (wall)"):
         table.add_column(column, justify="right" if column not in ("dataset", "config") else "left")
     for dataset, count in (("gsm8k", args.gsm8k), ("math500", args.math500)):
-        keys = {item.key for item in read_dataset(DATASETS[dataset], limit=count)} if count else set()
+        keys = {item.key for item in problems(dataset, count, args.offset)}
         rows = {name: [s for s in load_scores(args.workdir / dataset / f"{name}.jsonl") if s.key in keys]
                 for name in configs}
         if rows.get("majk"):

@@ -202,6 +202,9 @@ def test_vllm_on_the_cpu_needs_no_gpu_and_sizes_itself_to_memory(monkeypatch, tm
     assert flag(cmd, "--dtype") == ("bfloat16" if servers.cpu_has_bf16() else "float32")
     assert cmd[-2:] == ["--dtype", "bfloat16"]  # the user's own arguments come last and win
     assert server.environment()["VLLM_CPU_KVCACHE_SPACE"] == "3"
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) <= 4:  # a small machine: every core computes, none is kept for the front end
+        assert server.environment()["VLLM_CPU_OMP_THREADS_BIND"] == f"{cores[0]}-{cores[-1]}"
     hint = server.start_failure_hint("")
     assert "CPU" in hint and "vllm_cpu_kvcache_gib" in hint
     assert "GPU" not in hint and "nvidia-smi" not in hint
