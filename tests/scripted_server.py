@@ -27,6 +27,8 @@ class Reply:
     die_after: int | None = None  # close the connection after this many chunks, like a crash
     reasoning_field: str = "reasoning"  # vLLM >= 0.10; older vLLM and SGLang use reasoning_content
     confidence: float | None = None  # if logprobs are asked: every token's top-k logprobs = -this
+    error_after: int | None = None  # send an error event (error_message) after this many chunks
+    error_message: str = "EngineCore encountered an issue. See stack trace (above) for the root cause."
 
 
 Script = Callable[[dict[str, Any]], Reply]
@@ -146,6 +148,12 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                         record.outcome = "died"
                         self.close_connection = True
                         self.connection.shutdown(2)
+                        return
+                    if reply.error_after is not None and number >= reply.error_after:
+                        self._event({"error": {"message": reply.error_message, "code": 500}})
+                        self.wfile.write(b"data: [DONE]\n\n")
+                        self.wfile.flush()
+                        record.outcome = "completed"
                         return
                     if reply.delay:
                         time.sleep(reply.delay)

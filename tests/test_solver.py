@@ -8,7 +8,7 @@ import time
 import pytest
 
 from jupyter_qwq import Session, async_solve
-from jupyter_qwq.exceptions import ConfigError, EngineDied, EngineUnreachable
+from jupyter_qwq.exceptions import ConfigError, EngineDied, EngineError, EngineUnreachable
 from jupyter_qwq.session import BranchStatus, SolveStatus
 
 from scripted_server import Reply, ScriptedServer, branch_and_round, code_then_box, last_output
@@ -174,6 +174,19 @@ async def test_a_server_that_dies_mid_stream_fails_the_solve_and_keeps_the_recor
     session = caught.value.session
     assert session.status is SolveStatus.FAILED and "closed the stream" in session.error
     assert BranchStatus.FAILED in [b.status for b in session.branches]
+
+
+async def test_an_engine_that_dies_mid_stream_is_told_apart_from_a_bad_request():
+    """vLLM sends an error event when its engine process dies: that is the engine dying (a
+    managed server is then restarted), not an error in what was asked."""
+    with ScriptedServer(lambda body: Reply("x" * 200, error_after=3)) as server:
+        with pytest.raises(EngineDied, match="engine died mid-reply: EngineCore"):
+            await async_solve("?", **options(server, branches=1, rounds=0))
+    with ScriptedServer(lambda body: Reply("x" * 200, error_after=3,
+                                           error_message="prompt is too long")) as server:
+        with pytest.raises(EngineError, match="prompt is too long") as caught:
+            await async_solve("?", **options(server, branches=1, rounds=0))
+    assert not isinstance(caught.value, EngineDied)
 
 
 async def test_the_time_limit_stops_slow_branches_and_keeps_the_answers_so_far():

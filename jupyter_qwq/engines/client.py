@@ -267,6 +267,9 @@ def _parse_chunk(data: str) -> dict[str, Any] | None:
         return None
     if "error" in chunk:
         message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else chunk["error"]
+        if "EngineCore encountered" in str(message) or "EngineDeadError" in str(message):
+            # vLLM's engine process died under the request: the server is going down too
+            raise EngineDied(f"The server's engine died mid-reply: {message}")
         raise EngineError(f"The server reported an error mid-stream: {message}")
     return chunk
 

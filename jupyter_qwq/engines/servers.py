@@ -513,6 +513,12 @@ class VllmServer(ManagedServer):
             cmd += ["--max-model-len", str(self.max_model_len)]
         if self.dtype:
             cmd += ["--dtype", self.dtype]
+        if self.device == "cpu":
+            # vLLM 0.32's CPU build crashes the engine ("CPU Generator does not use offset") when
+            # a seeded request's prompt is prefilled in chunks, and every request here is seeded:
+            # whole prompts only (one fits a step, since the step holds max_model_len tokens).
+            cmd += ["--no-enable-chunked-prefill",
+                    "--max-num-batched-tokens", str(self.max_model_len or self.cpu_default_max_model_len)]
         return cmd + self.extra_args
 
     def environment(self) -> dict[str, str]:
