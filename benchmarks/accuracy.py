@@ -2,7 +2,8 @@
 
 On the same model and problems (the first N of GSM8K test and of MATH-500, from ../shared/data):
 
-- greedy:   one chain-of-thought sample at temperature 0 (`--branches 1 --rounds 0 --temperature 0`)
+- greedy:   one chain-of-thought sample at temperature 0
+            (`--branches 1 --rounds 0 --prompts cot --temperature 0`)
 - default:  the default solve (only --branches, --max-tokens and the engine set here)
 - maj@k:    the same k branches, every one run to its end (`--no-early-stop`)
 - and any extra configurations given with --variant NAME='FLAGS' (to compare settings)
@@ -54,7 +55,7 @@ def configurations(args: argparse.Namespace) -> dict[str, str]:
     """Each configuration's flags, beyond the engine's."""
     k = f"--branches {args.branches} --max-tokens {args.max_tokens}"
     known = {
-        "greedy": f"--branches 1 --rounds 0 --temperature 0 --max-tokens {args.max_tokens}",
+        "greedy": f"--branches 1 --rounds 0 --prompts cot --temperature 0 --max-tokens {args.max_tokens}",
         "default": k,
         "majk": f"{k} --no-early-stop",
     }
@@ -149,6 +150,15 @@ def replay_lossless(score: Score) -> Score:
                  any_correct=found, tokens=round(tokens), elapsed=stop_at, status=score.status)
 
 
+def rescore_with_fallbacks(score: Score) -> Score:
+    """The greedy answer as a user reading it would take it: unboxed last numbers count too."""
+    session = Session.from_dict(score.record)
+    result = vote({b.index: b.answer for b in session.branches})
+    correct = result.answer is not None and equivalent(result.answer, score.gold)
+    return Score(key=score.key, gold=score.gold, answer=result.answer, correct=correct,
+                 any_correct=correct, tokens=score.tokens, elapsed=score.elapsed, status=score.status)
+
+
 def summary_table(args: argparse.Namespace, configs: dict[str, str]) -> Table:
     table = Table(title=f"accuracy: k={args.branches} branches, max {args.max_tokens} tokens a "
                         f"branch; {args.engine if not args.endpoint else args.endpoint}")
@@ -159,6 +169,8 @@ def summary_table(args: argparse.Namespace, configs: dict[str, str]) -> Table:
         keys = {item.key for item in problems(dataset, count, args.offset)}
         rows = {name: [s for s in load_scores(args.workdir / dataset / f"{name}.jsonl") if s.key in keys]
                 for name in configs}
+        if rows.get("greedy"):
+            rows["greedy, unboxed too"] = [rescore_with_fallbacks(s) for s in rows["greedy"]]
         if rows.get("majk"):
             rows["default (replayed)"] = [replay_lossless(s) for s in rows["majk"]]
         for name, scores in rows.items():

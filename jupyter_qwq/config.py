@@ -79,12 +79,12 @@ class Solve(Configurable):
         "QwQ, Qwen3 or DeepSeek-R1, which repeat themselves without sampling).",
     ).tag(config=True)
     prompts = CaselessStrEnum(
-        PROMPT_MIXES, default_value="mixed",
+        PROMPT_MIXES, default_value="tir",
         help="Which branches may run code. tir: all; cot: none (step by step); mixed: two "
         "tool-integrated branches for each chain-of-thought one.",
     ).tag(config=True)
     hints = Bool(
-        True, help="Give branches 1, 2, ... a different hint each (branch 0 gets none)."
+        False, help="Give branches 1, 2, ... a different hint each (branch 0 gets none)."
     ).tag(config=True)
     tool_protocol = CaselessStrEnum(
         TOOL_PROTOCOLS, default_value="continue",

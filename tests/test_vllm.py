@@ -95,9 +95,15 @@ def test_the_sampling_fields_reach_the_server(solved, options):
     assert len(params) >= len(session.branches)
     seeds = {int(re.search(r"\bseed=(\d+)", p).group(1)) for p in params}
     assert {b.seed for b in session.branches} <= seeds
+    by_seed = {b.seed: b.sampling for b in session.branches}
     for p in params:
-        assert "temperature=0.7," in p and "min_p=0.05," in p and "top_p=0.95," in p
+        sampling = by_seed[int(re.search(r"\bseed=(\d+)", p).group(1))]
         assert "logprobs=20," in p and "'```output'" in p
+        if sampling["temperature"] == 0:  # the greedy branch: vLLM drops the other fields
+            assert "temperature=0.0," in p
+            continue
+        assert f"temperature={sampling['temperature']}," in p and "min_p=0.05," in p
+        assert f"top_p={sampling['top_p']}," in p and f"top_k={sampling['top_k']}," in p
 
 
 def test_a_closed_stream_aborts_the_request_on_the_server(solved):

@@ -246,7 +246,7 @@ async def _generate(request: Request, body: dict[str, Any], proxy_context: Any) 
         try:
             async for piece in iterate_in_threadpool(chunks):
                 choice = piece["choices"][0]
-                counted += 1
+                counted += choice.get("finish_reason") is None  # the last chunk carries no token
                 yield stream.chunk(choice.get("text") or "", choice.get("finish_reason"))
                 if await request.is_disconnected():
                     return
