@@ -39,10 +39,12 @@ from rich.console import Console
 from rich.table import Table
 
 from jupyter_qwq.answers import decided, equivalent, vote
-from jupyter_qwq.config import build_parser, make_config, overrides_from_args
-from jupyter_qwq.engines.runtime import open_engine, stop_servers
+from jupyter_qwq.config import make_config
+from jupyter_qwq.flags import build_parser, overrides_from_args
+from jupyter_qwq.engines.runtime import stop_servers
 from jupyter_qwq.evaluate import Score, load_scores, read_dataset, run
 from jupyter_qwq.session import Session
+from jupyter_qwq.solving import Solving
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {
@@ -92,28 +94,32 @@ async def main() -> None:
     args = parser.parse_args()
     engine_flags = f"--endpoint {args.endpoint}" if args.endpoint else f"--engine {args.engine}"
     configs = configurations(args)
-    console = Console(stderr=True)
     if not args.table_only:
-        engine = await open_engine(solve_config(engine_flags, ""))
         try:
-            for dataset, count in (("gsm8k", args.gsm8k), ("math500", args.math500)):
-                items = problems(dataset, count, args.offset)
-                for name, flags in configs.items():
-                    results = args.workdir / dataset / f"{name}.jsonl"
-                    results.parent.mkdir(parents=True, exist_ok=True)
-                    started = time.monotonic()
-                    await run(items, solve_config(engine_flags, flags), results, args.concurrency,
-                              engine=engine,
-                              report=lambda n, total, item, r, d=dataset, c=name: console.print(
-                                  f"{d}/{c} [{n}/{total}] {item.key}: {r.answer} (gold {item.gold}) "
-                                  f"{'right' if r.correct else 'wrong'}, {r.tokens} tokens"))
-                    wall = args.workdir / dataset / f"{name}.wall"
-                    previous = float(wall.read_text()) if wall.exists() else 0.0
-                    wall.write_text(f"{previous + time.monotonic() - started:.1f}")
+            await measure(args, engine_flags, configs, Console(stderr=True))
         finally:
-            await engine.client.aclose()
             stop_servers()
     Console().print(summary_table(args, configs))
+
+
+async def measure(args: argparse.Namespace, engine_flags: str, configs: dict[str, str],
+                  console: Console) -> None:
+    """Run every configuration on every dataset, on one engine and one kernel pool."""
+    async with Solving(solve_config(engine_flags, "")) as solving:
+        for dataset, count in (("gsm8k", args.gsm8k), ("math500", args.math500)):
+            items = problems(dataset, count, args.offset)
+            for name, flags in configs.items():
+                results = args.workdir / dataset / f"{name}.jsonl"
+                results.parent.mkdir(parents=True, exist_ok=True)
+                started = time.monotonic()
+                await run(items, solve_config(engine_flags, flags), results, args.concurrency,
+                          solving=solving,
+                          report=lambda n, total, item, r, d=dataset, c=name: console.print(
+                              f"{d}/{c} [{n}/{total}] {item.key}: {r.answer} (gold {item.gold}) "
+                              f"{'right' if r.correct else 'wrong'}, {r.tokens} tokens"))
+                wall = args.workdir / dataset / f"{name}.wall"
+                previous = float(wall.read_text()) if wall.exists() else 0.0
+                wall.write_text(f"{previous + time.monotonic() - started:.1f}")
 
 
 def tokens_by(branch, moment: float) -> float:

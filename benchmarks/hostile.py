@@ -1,5 +1,5 @@
 """Hostile corpus benchmark: how long until a branch's kernel is usable again after each case
-in tests/hostile/, and what a kernel start costs with and without the sandbox.
+in tests/integration/hostile/, and what a kernel start costs with and without the sandbox.
 
     python benchmarks/hostile.py [--starts N]
 """
@@ -16,11 +16,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "hostile"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "hostile"))
 
 from _runner import load_cases, run_case  # noqa: E402
 
-from jupyter_qwq import sandbox  # noqa: E402
+from jupyter_qwq.kernels import sandbox_check  # noqa: E402
 from jupyter_qwq.kernels import KernelPool, Subkernel  # noqa: E402
 
 
@@ -46,9 +46,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--starts", type=int, default=5)
     args = parser.parse_args()
-    print(sandbox.format_report(), "\n")
+    print(sandbox_check.format_report(), "\n")
 
-    sandbox.available()  # the one-time probe is not part of any kernel's start
+    sandbox_check.available()  # the one-time probe is not part of any kernel's start
     for sandboxed in (False, True):
         wall, cpu = await start_cost(sandboxed, args.starts)
         label = "sandbox on " if sandboxed else "sandbox off"

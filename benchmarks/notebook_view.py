@@ -28,7 +28,7 @@ from scripted_server import Reply, ScriptedServer, branch_and_round, last_output
 
 from jupyter_qwq import async_solve  # noqa: E402
 from jupyter_qwq.session import MIME_TYPE  # noqa: E402
-from jupyter_qwq.widgets import LiveView  # noqa: E402
+from jupyter_qwq.views.widgets import LiveView  # noqa: E402
 
 
 def script(body):

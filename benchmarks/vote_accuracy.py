@@ -25,7 +25,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from jupyter_qwq import answers
+from jupyter_qwq.answers import equivalence
 from jupyter_qwq.answers import equivalent, extract_answer, vote
 
 DEFAULT_DATA = (
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         extract_times.append(time.perf_counter() - started)
         branch_answers = [f.answer if f else None for f in found]
 
-        answers._equivalent_normalized.cache_clear()  # cold: every comparison parsed afresh
-        answers._parse.cache_clear()
+        equivalence._equivalent_normalized.cache_clear()  # cold: every comparison parsed afresh
+        equivalence._parse.cache_clear()
         started = time.perf_counter()
         result = vote(branch_answers)
         cold_times.append(time.perf_counter() - started)

@@ -14,6 +14,7 @@ __all__ = [
     "__version__",
     "Session",
     "Solve",
+    "Solving",
     "Vote",
     "async_solve",
     "extract_answer",
@@ -30,21 +31,46 @@ _LAZY = {
     "Session": ".session",
     "Vote": ".session",
     "Solve": ".config",
+    "Solving": ".solving",
     "async_solve": ".api",
     "solve": ".api",
     "extract_answer": ".answers",
     "vote": ".answers",
     "QwqError": ".exceptions",
-    "last_session": ".workbench",
+    "last_session": ".notebook.workbench",
 }
 
 _workbench = None
 
 
+def _show_sessions_in_ipython() -> None:
+    """In IPython, a Session displays as its bundle (explorer record, static HTML, text).
+
+    Registered with IPython's display formatter, so that the record (jupyter_qwq.session) needs
+    to import no view; the views are imported when a Session is first shown.
+    """
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+
+    def bundle(session: Any) -> dict[str, Any]:
+        from .views import mime_bundle
+
+        return mime_bundle(session)
+
+    shell.display_formatter.mimebundle_formatter.for_type_by_name("jupyter_qwq.session", "Session", bundle)
+
+
+_show_sessions_in_ipython()
+
+
 def load_ipython_extension(shell: Any) -> None:
     """`%load_ext jupyter_qwq`: registers %%solve and %qwq, and the Solve configurable."""
     global _workbench
-    from .magics import load
+    from .notebook.magics import load
 
     if _workbench is None:
         _workbench = load(shell)
@@ -53,7 +79,7 @@ def load_ipython_extension(shell: Any) -> None:
 def unload_ipython_extension(shell: Any) -> None:
     """Stops every solve, subkernel and server the extension started."""
     global _workbench
-    from .magics import unload
+    from .notebook.magics import unload
 
     if _workbench is not None:
         unload(_workbench)

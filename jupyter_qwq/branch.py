@@ -4,9 +4,8 @@ back, repeat up to the round limit, and end with an answer. The branch writes in
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import aclosing
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from . import prompts
 from .answers import extract_answer
@@ -20,45 +19,51 @@ if TYPE_CHECKING:
     from .config import Solve
     from .engines.client import EngineClient
     from .engines.runtime import Recovery
-    from .events import Emitter
     from .kernels import KernelPool, Subkernel
     from .session import Session
+
+
+class Shared(Protocol):
+    """What a branch reads from its solve (solver.Solver): the record, the settings, the engine,
+    the kernels, the recovery of a dead server, the clock and the events."""
+
+    session: Session
+    config: Solve
+    client: EngineClient
+    kernels: KernelPool
+    recovery: Recovery | None
+
+    def now(self) -> float: ...
+
+    def emit(self, kind: str, branch: int | None = None) -> None: ...
 
 # Stop strings: Qwen2.5-Math-style models write the output fence themselves.
 STOP = ["```output"]
 
 
 class BranchRun:
-    def __init__(
-        self,
-        session: Session,
-        branch: Branch,
-        config: Solve,
-        client: EngineClient,
-        kernels: KernelPool,
-        emitter: Emitter,
-        clock_zero: float,
-        recovery: Recovery | None = None,
-    ) -> None:
-        self.recovery = recovery
-        self.session = session
+    """One branch of a solve; what it shares with the others (the engine, the kernels, the record,
+    the clock) it reads from its solver."""
+
+    def __init__(self, solver: Shared, branch: Branch) -> None:
+        self.solver = solver
+        self.session = solver.session
+        self.config = solver.config
+        self.client = solver.client
+        self.kernels = solver.kernels
+        self.recovery = solver.recovery
         self.branch = branch
-        self.config = config
-        self.client = client
-        self.kernels = kernels
-        self.emitter = emitter
-        self.clock_zero = clock_zero
-        self.variant = prompts.variant_for(branch.index, config.rounds, config.prompts, config.hints,
-                                           branch.protocol or config.tool_protocol)
+        self.variant = prompts.variant_for(branch.index, self.config.rounds, self.config.prompts,
+                                           self.config.hints, branch.protocol or self.config.tool_protocol)
         self.kernel: Subkernel | None = None
         self._confidence_total = 0.0  # over every text step, for the branch's mean
         self._confidence_tokens = 0
 
     def now(self) -> float:
-        return time.monotonic() - self.clock_zero
+        return self.solver.now()
 
     def emit(self, kind: str) -> None:
-        self.emitter.emit(kind, self.session, self.branch.index)
+        self.solver.emit(kind, self.branch.index)
 
     async def run(self) -> None:
         branch = self.branch

@@ -19,7 +19,8 @@ from typing import Any
 from rich.console import Console
 
 from ._version import __version__
-from .config import FlagError, build_parser, make_config, overrides_from_args
+from .config import make_config
+from .flags import FlagError, build_parser, overrides_from_args
 from .exceptions import ConfigError, QwqError
 from .session import Session
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "export":
         return _export_command(rest)
     if command == "sandbox" and not rest:
-        from .sandbox import format_report
+        from .kernels.sandbox_check import format_report
 
         print(format_report())
         return 0
@@ -71,19 +72,22 @@ def _solve_command(argv: list[str], stderr: Console) -> int:
 
 
 def _run(problem: str, config: Any, as_json: bool, stderr: Console) -> int:
-    from .api import async_solve
     from .engines.runtime import stop_servers
-    from .progress import LiveProgress, print_summary
+    from .solving import Solving
+    from .views.terminal import LiveProgress, print_summary
 
-    seen: dict[str, Session] = {}
-    listeners: list[Any] = [lambda event: seen.__setitem__("session", event.session)]
-    live = None
-    if not as_json and stderr.is_terminal:
-        live = LiveProgress(stderr)
-        listeners.append(live)
+    live = LiveProgress(stderr) if not as_json and stderr.is_terminal else None
+    session: Session | None = None  # the record, from the moment the solve starts
+
+    async def solve() -> Session:
+        nonlocal session
+        async with Solving(config) as solving:
+            session = await solving.new_session(problem)
+            return await solving.run(session, listeners=[live] if live else [])
+
     code = 0
     try:
-        session = asyncio.run(async_solve(problem, config, listeners=listeners))
+        asyncio.run(solve())
     except KeyboardInterrupt:
         _say("jupyter-qwq solve: interrupted; every branch and subkernel was stopped")
         code = EXIT_INTERRUPTED
@@ -91,13 +95,12 @@ def _run(problem: str, config: Any, as_json: bool, stderr: Console) -> int:
         _say(f"jupyter-qwq solve: error: {error}")
         code = EXIT_USAGE if isinstance(error, ConfigError) else EXIT_FAILED
     else:
-        if session.error:
+        if session is not None and session.error:
             _say(f"jupyter-qwq solve: {session.error}")
     finally:
         if live is not None:
             live.stop()
         stop_servers()
-    session = seen.get("session")
     if session is None:
         return code
     if as_json:
@@ -140,7 +143,7 @@ def _eval_command(argv: list[str]) -> int:
 
 
 def _export_command(argv: list[str]) -> int:
-    from .export import export_command
+    from .views.export import export_command
 
     try:
         print(export_command(argv))
@@ -158,7 +161,7 @@ def _export_command(argv: list[str]) -> int:
 def _run_eval(items: list, config: Any, results: Any, concurrency: int = 1) -> int:
     from .engines.runtime import stop_servers
     from .evaluate import load_scores
-    from .progress import print_eval_summary
+    from .views.terminal import print_eval_summary
 
     code = 0
     try:

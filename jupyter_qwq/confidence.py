@@ -20,8 +20,6 @@ _MAX = 65535
 LOWEST_LOGPROB = -100.0  # vLLM sends -9999.0 for -inf; one such value must not drown the mean
 DEFAULT_WINDOW = 2048  # DeepConf's group size, in tokens
 SPARK = "▁▂▃▄▅▆▇█"
-HELP = ("Token confidence: minus the mean log-probability of the model's top candidates at each "
-        "token, averaged over the branch (higher: surer). The bars trace it from start to end.")
 
 
 def token_confidence(top_logprobs: Sequence[float]) -> float:
@@ -103,9 +101,3 @@ def branch_trace(steps: Sequence) -> list[float]:
     """Every token confidence of a branch, in order, from its text steps."""
     return [value for step in steps if step.kind == "text" for value in decode(step.confidence)]
 
-
-def describe(branch) -> str:
-    """'confidence 12.3 ▂▄▆▅' for a view, or '' when the engine gave no log-probabilities."""
-    if branch.confidence is None:
-        return ""
-    return f"confidence {branch.confidence:.1f} {sparkline(branch_trace(branch.steps), 16)}".rstrip()

@@ -1,17 +1,16 @@
 """Every option of a solve, as documented traitlets on one Configurable, and the flag parser.
 
 `%config Solve.branches = 8`, `c.Solve.branches = 8` in ipython_config.py, `jupyter-qwq solve
---branches 8` and `solve(problem, branches=8)` all set the same trait. The CLI and the magic
-parse flags with the same `build_parser()`.
+--branches 8` and `solve(problem, branches=8)` all set the same trait. The flags are derived from
+the traits (flags.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from .exceptions import ConfigError
@@ -167,6 +166,39 @@ class Solve(Configurable):
         "'--enable-log-requests --max-num-seqs 32'."
     ).tag(config=True)
 
+    # -- where the code runs: each branch's subkernel and its sandbox -------------------------
+    kernel_name = Unicode(
+        "python3", help="The Jupyter kernel each branch's code runs in (jupyter kernelspec list)."
+    ).tag(config=True)
+    sandbox = Bool(
+        True,
+        help="Contain each subkernel (no network, a private read-only filesystem view, its own "
+        "uid, limits; SECURITY.md). Off runs model-written code unconfined: for debugging only.",
+    ).tag(config=True)
+    memory_limit = Int(
+        4 << 30, allow_none=True,
+        help="Bytes of memory a sandboxed subkernel may use (address space and cgroup); None: no limit.",
+    ).tag(config=True)
+    cpu_limit = Int(
+        600, allow_none=True,
+        help="CPU seconds a sandboxed subkernel may use over all its code blocks; None: no limit.",
+    ).tag(config=True)
+    max_processes = Int(
+        64, allow_none=True,
+        help="Processes and threads a sandboxed subkernel may run (a fork bomb stops there).",
+    ).tag(config=True)
+    max_file_size = Int(
+        64 << 20, allow_none=True, help="Bytes of the largest file a sandboxed subkernel may write."
+    ).tag(config=True)
+    kernel_output_limit = Int(
+        1_000_000,
+        help="Characters of a code block's outputs kept in the record (the model reads at most "
+        "output_limit of them).",
+    ).tag(config=True)
+    shared_dirs = List(
+        Unicode(), help="Host directories a sandboxed subkernel may read (read-only), e.g. data."
+    ).tag(config=True)
+
     @validate("branches", "max_tokens", "vllm_data_parallel")
     def _at_least_one(self, proposal: Any) -> int:
         if proposal.value < 1:
@@ -179,7 +211,8 @@ class Solve(Configurable):
             raise TraitError(f"top_logprobs must be between 0 and 20 (what servers allow), not {proposal.value}")
         return proposal.value
 
-    @validate("rounds", "top_k", "output_limit", "warm_kernels", "context_size", "threads")
+    @validate("rounds", "top_k", "output_limit", "warm_kernels", "context_size", "threads",
+              "memory_limit", "cpu_limit", "max_processes", "max_file_size", "kernel_output_limit")
     def _not_negative(self, proposal: Any) -> int:
         if proposal.value is not None and proposal.value < 0:
             raise TraitError(f"{proposal.trait.name} must be 0 or more, not {proposal.value}")
@@ -207,6 +240,13 @@ class Solve(Configurable):
         """The settings to record: every trait but the secret."""
         return {name: getattr(self, name) for name in self.trait_names(config=True) if name != "api_key"}
 
+    def kernel_settings(self) -> dict[str, Any]:
+        """The settings of the subkernels (KernelPool's and Subkernel's keyword arguments)."""
+        return {"kernel_name": self.kernel_name, "sandbox": self.sandbox,
+                "memory_limit": self.memory_limit, "cpu_limit": self.cpu_limit,
+                "max_processes": self.max_processes, "max_file_size": self.max_file_size,
+                "max_output_bytes": self.kernel_output_limit, "shared_dirs": tuple(self.shared_dirs)}
+
 
 def make_config(base: Solve | None = None, **overrides: Any) -> Solve:
     """A Solve with `overrides` applied over `base` (or the defaults); bad values → ConfigError."""
@@ -232,72 +272,3 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0]
 
 
-# Flag name → trait name. Booleans are handled apart (--no-early-stop).
-_FLAGS = {
-    "--branches": "branches",
-    "--rounds": "rounds",
-    "--engine": "engine",
-    "--model": "model",
-    "--endpoint": "endpoint",
-    "--api-key": "api_key",
-    "--temperature": "temperature",
-    "--top-p": "top_p",
-    "--min-p": "min_p",
-    "--top-k": "top_k",
-    "--max-tokens": "max_tokens",
-    "--seed": "seed",
-    "--code-timeout": "code_timeout",
-    "--output-limit": "output_limit",
-    "--time-limit": "time_limit",
-    "--context-size": "context_size",
-    "--threads": "threads",
-    "--top-logprobs": "top_logprobs",
-    "--prompts": "prompts",
-    "--tool-protocol": "tool_protocol",
-    "--vllm-command": "vllm_command",
-    "--vllm-data-parallel": "vllm_data_parallel",
-    "--vllm-cpu-kvcache": "vllm_cpu_kvcache_gib",
-    "--vllm-args": "vllm_args",
-}
-
-
-class FlagError(ConfigError):
-    """A flag the parser does not know, or a value of the wrong type."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print and exit
-        raise FlagError(f"{message}\n{self.format_usage().strip()}")
-
-
-def build_parser(prog: str = "jupyter-qwq solve", with_problem: bool = True) -> argparse.ArgumentParser:
-    """The solve flags, shared by the CLI and the %%solve magic."""
-    parser = _Parser(prog=prog, description="Solve a problem with reasoning branches.")
-    if with_problem:
-        parser.add_argument("problem", help="the problem text ('-' reads it from standard input)")
-    types = {"branches": int, "rounds": int, "top_k": int, "max_tokens": int, "seed": int,
-             "output_limit": int, "context_size": int, "threads": int, "temperature": float, "top_p": float,
-             "min_p": float, "code_timeout": float, "time_limit": float, "top_logprobs": int,
-             "vllm_data_parallel": int, "vllm_cpu_kvcache_gib": float}
-    for flag, trait in _FLAGS.items():
-        help_text = Solve.class_traits()[trait].help
-        choices = {"engine": ENGINES, "prompts": PROMPT_MIXES, "tool_protocol": TOOL_PROTOCOLS}
-        if trait in choices:
-            parser.add_argument(flag, dest=trait, choices=choices[trait], help=help_text)
-        else:
-            parser.add_argument(flag, dest=trait, type=types.get(trait, str), help=help_text,
-                                metavar=trait.upper())
-    parser.add_argument("--no-early-stop", dest="early_stop", action="store_false", default=None,
-                        help="Run every branch to its end even when the vote is decided.")
-    for name in ("extra_buffer_types", "vote_fallbacks", "hints", "greedy_branch"):
-        flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                            help=Solve.class_traits()[name].help)
-    return parser
-
-
-def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The options given on the command line (unset flags are left to the configuration)."""
-    names = set(_FLAGS.values()) | {"early_stop", "extra_buffer_types", "vote_fallbacks", "hints",
-                                     "greedy_branch"}
-    return {name: value for name, value in vars(args).items() if name in names and value is not None}

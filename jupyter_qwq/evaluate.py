@@ -17,6 +17,7 @@ from typing import Any
 from .answers import equivalent
 from .exceptions import ConfigError
 from .session import Session
+from .solving import Solving
 
 PROBLEM_FIELDS = ("problem", "question", "query", "prompt")
 ANSWER_FIELDS = ("answer", "gt", "final_answer", "solution_answer")
@@ -144,44 +145,37 @@ def summary(scores: list[Score]) -> dict[str, float]:
 
 
 async def run(items: list[Item], config: Any, results: Path, concurrency: int = 1,
-              engine: Any = None, report: Callable[[int, int, Item, Score], None] | None = None) -> None:
+              solving: Solving | None = None,
+              report: Callable[[int, int, Item, Score], None] | None = None) -> None:
     """Solve the problems not yet in `results`, `concurrency` at a time, appending each score.
 
-    The problems share one engine (opened here unless given) and one kernel pool, so an engine
-    that batches (vLLM) serves all their branches at once. The first error stops the run; what
-    was solved is already in `results`.
+    The problems share one engine and one kernel pool (`solving`, or one opened here), so an
+    engine that batches (vLLM) serves all their branches at once. The first error stops the
+    run; what was solved is already in `results`.
     """
-    from .api import async_solve
-    from .engines.runtime import open_engine
-    from .kernels import KernelPool
-
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
+    if solving is None:
+        async with Solving(config) as own:
+            return await run(items, config, results, concurrency, own, report)
     todo = list(pending(items, results))
-    owns_engine = engine is None
-    engine = engine or await open_engine(config)
     gate = asyncio.Semaphore(concurrency)
     finished = 0
+
+    async def solve_one(item: Item) -> None:
+        nonlocal finished
+        async with gate:
+            session = await solving.run(await solving.new_session(item.problem, config), config)
+        result = score(item, session)
+        append_score(results, result)
+        finished += 1
+        if report is not None:
+            report(finished, len(todo), item, result)
+
+    tasks = [asyncio.create_task(solve_one(item)) for item in todo]
     try:
-        async with KernelPool() as kernels:
-
-            async def solve_one(item: Item) -> None:
-                nonlocal finished
-                async with gate:
-                    session = await async_solve(item.problem, config, opened_engine=engine, kernels=kernels)
-                result = score(item, session)
-                append_score(results, result)
-                finished += 1
-                if report is not None:
-                    report(finished, len(todo), item, result)
-
-            tasks = [asyncio.create_task(solve_one(item)) for item in todo]
-            try:
-                await asyncio.gather(*tasks)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks)
     finally:
-        if owns_engine:
-            await engine.client.aclose()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

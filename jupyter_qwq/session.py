@@ -1,7 +1,8 @@
 """The Session record: the single source of truth of a solve.
 
-Every view (terminal progress, JSON output, widgets, exports) is a function of this record.
-It serialises to a versioned JSON document; `Session.from_dict(s.to_dict()) == s`.
+Every view (terminal progress, JSON output, widgets, exports; jupyter_qwq/views) is a function of
+this record, which imports none of them. It serialises to a versioned JSON document;
+`Session.from_dict(s.to_dict()) == s`.
 """
 
 from __future__ import annotations
@@ -179,31 +180,6 @@ class Session:
     @classmethod
     def from_json(cls, text: str) -> Session:
         return cls.from_dict(json.loads(text))
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """The record itself (for the JupyterLab explorer), static HTML, and the answer as text."""
-        from .render import session_html
-
-        return {
-            MIME_TYPE: self.to_dict(),
-            "text/html": session_html(self),
-            "text/plain": self.summary(),
-        }
-
-    def status_line(self, elapsed: float) -> str:
-        """Engine, time, tokens and how many branches are done, running and stopped."""
-        statuses = [b.status for b in self.branches]
-        running = sum(s in (BranchStatus.RUNNING, BranchStatus.EXECUTING) for s in statuses)
-        rate = self.completion_tokens / elapsed if elapsed > 0 else 0.0
-        return (
-            f"{self.engine.kind} · {self.engine.model} · {elapsed:.1f} s · {self.completion_tokens} "
-            f"tokens ({rate:.1f}/s) · {sum(s.finished for s in statuses)}/{len(statuses)} done, "
-            f"{running} running, {statuses.count(BranchStatus.STOPPED)} stopped · {self.status.value}"
-        )
-
-    def summary(self) -> str:
-        answer = self.answer if self.answer is not None else "no answer"
-        return f"{answer}  ({self.vote.agreement:.0%} agreement, {len(self.branches)} branches, {self.status.value})"
 
     def __repr__(self) -> str:
         return (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -52,66 +53,66 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+def new_session(problem: str, config: Solve, engine: EngineInfo) -> Session:
+    """The record of a solve about to start: the problem (checked by the caller, see
+    check_problem), the settings as they will be used (sampling resolved for the model), and one
+    pending branch per variant."""
+    options = config.options()
+    base_seed = config.seed if config.seed >= 0 else random.randrange(2**31 - 2**20)
+    sampling, family = resolve_sampling(config, engine.model)
+    options.update(sampling, seed=base_seed, sampling_defaults=f"{family.name} ({family.source})")
+    session = Session(
+        problem=problem,
+        config=options,
+        engine=replace(engine),  # this solve's copy: it records what the engine gave
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    greedy = config.greedy_branch and family.greedy and config.temperature is None
+    session.branches = [
+        Branch(
+            index=i,
+            prompt=variant_for(i, config.rounds, config.prompts, config.hints).name,
+            seed=base_seed + i,
+            sampling={**sampling, "temperature": 0.0} if greedy and i == 0 else dict(sampling),
+            protocol=config.tool_protocol,
+        )
+        for i in range(config.branches)
+    ]
+    return session
+
+
 class Solver:
-    def __init__(
-        self,
-        config: Solve,
-        client: EngineClient,
-        engine: EngineInfo,
-        kernels: KernelPool,
-        listeners: tuple[Listener, ...] | list[Listener] = (),
-        recovery: Recovery | None = None,
-    ) -> None:
-        self.recovery = recovery
+    """One solve: its branches run concurrently, the vote is taken as they finish, and the rest
+    are stopped once it is decided. The branches read what they share from here."""
+
+    def __init__(self, session: Session, config: Solve, client: EngineClient, kernels: KernelPool,
+                 listeners: Sequence[Listener] = (), recovery: Recovery | None = None) -> None:
+        self.session = session
         self.config = config
         self.client = client
-        self.engine = engine
         self.kernels = kernels
+        self.recovery = recovery
         self.emitter = Emitter(listeners)
+        self.started = time.monotonic()
 
-    def new_session(self, problem: str) -> Session:
-        config = self.config
-        options = config.options()
-        base_seed = config.seed if config.seed >= 0 else random.randrange(2**31 - 2**20)
-        sampling, family = resolve_sampling(config, self.engine.model)
-        options.update(sampling, seed=base_seed, sampling_defaults=f"{family.name} ({family.source})")
-        session = Session(
-            problem=check_problem(problem),
-            config=options,
-            engine=replace(self.engine),  # this solve's copy: it records what the engine gave
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
-        greedy = config.greedy_branch and family.greedy and config.temperature is None
-        session.branches = [
-            Branch(
-                index=i,
-                prompt=variant_for(i, config.rounds, config.prompts, config.hints).name,
-                seed=base_seed + i,
-                sampling={**sampling, "temperature": 0.0} if greedy and i == 0 else dict(sampling),
-                protocol=config.tool_protocol,
-            )
-            for i in range(config.branches)
-        ]
-        return session
+    def now(self) -> float:
+        """Seconds since the solve started."""
+        return time.monotonic() - self.started
 
-    async def run(self, problem: str, session: Session | None = None) -> Session:
-        """Solve `problem`, filling `session` (or a new one) as it goes.
+    def emit(self, kind: str, branch: int | None = None) -> None:
+        self.emitter.emit(kind, self.session, branch)
 
-        On an error the record is kept: the exception carries it as `.session`.
-        """
-        session = session or self.new_session(problem)
-        started = time.monotonic()
-        self.emitter.emit("started", session)
-        runs = [
-            BranchRun(session, b, self.config, self.client, self.kernels, self.emitter, started,
-                      self.recovery)
-            for b in session.branches
-        ]
+    async def run(self) -> Session:
+        """Solve, filling the record as it goes; the record, also on an error (as `.session`)."""
+        session = self.session
+        self.started = time.monotonic()
+        self.emit("started")
+        runs = [BranchRun(self, branch) for branch in session.branches]
         # Every branch that may run code gets a kernel warming up while its first tokens stream.
         await self.kernels.fill(sum(run.variant.uses_code for run in runs))
         tasks = {asyncio.create_task(run.run(), name=f"branch-{run.branch.index}") for run in runs}
         try:
-            await self._supervise(session, tasks, started)
+            await self._supervise(session, tasks, self.started)
         except BaseException as error:
             await _cancel_all(tasks)
             session.status = _status_for(error)
@@ -122,10 +123,10 @@ class Solver:
                 session.error = f"{type(error).__name__}: {error}"
             raise
         finally:
-            session.elapsed = time.monotonic() - started
+            session.elapsed = self.now()
             if self.config.top_logprobs and session.completion_tokens:
                 session.engine.logprobs = any(b.confidence is not None for b in session.branches)
-            self.emitter.emit("finished", session)
+            self.emit("finished")
         return session
 
     def _voting_answers(self, session: Session) -> dict[int, str | None]:
@@ -150,7 +151,7 @@ class Solver:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
             session.vote = await asyncio.to_thread(vote, self._voting_answers(session))
-            self.emitter.emit("vote", session)
+            self.emit("vote")
             if pending and self.config.early_stop and decided(session.vote, len(pending)):
                 await _cancel_all(pending)  # stopped branches give no answer: the vote stands
                 early = True
@@ -158,7 +159,7 @@ class Solver:
         session.vote.decided_early = early
         if session.status is SolveStatus.RUNNING:
             session.status = SolveStatus.DONE
-        self.emitter.emit("vote", session)
+        self.emit("vote")
 
 
 def _voting(branch: Branch, with_fallbacks: bool) -> str | None:

@@ -74,6 +74,11 @@ class ScriptedServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def options(self, **more: Any) -> dict[str, Any]:
+        """Solve options that point a solve at this server (seed 0), with `more` over them."""
+        return {"engine": "endpoint", "endpoint": self.base_url, "api_key": self.api_key, "seed": 0,
+                **more}
+
     def open_streams(self) -> int:
         with self._lock:
             return sum(s.outcome == "open" for s in self.streams)

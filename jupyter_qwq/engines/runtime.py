@@ -19,7 +19,7 @@ from .client import EngineClient
 
 if TYPE_CHECKING:
     from ..config import Solve
-    from .servers import ManagedServer
+    from .managed import ManagedServer
 
 DEFAULT_VLLM_MODEL = "Qwen/QwQ-32B"
 
@@ -87,9 +87,15 @@ def choose_kind(config: Solve) -> str:
         return config.engine
     if config.endpoint:
         return "endpoint"
-    from .servers import vllm_runs_here
+    from .vllm import vllm_runs_here
 
     return "vllm" if vllm_runs_here(config.vllm_command or None) else "llamacpp"
+
+
+def engine_settings(config: Solve) -> tuple:
+    """The settings that decide which engine a solve talks to: equal settings, same engine."""
+    return (choose_kind(config), config.endpoint, config.api_key, config.request_timeout,
+            *(getattr(config, name) for name in _SERVER_SETTINGS))
 
 
 async def open_engine(config: Solve) -> Engine:
@@ -119,14 +125,16 @@ async def _managed_server(kind: str, config: Solve) -> ManagedServer:
     server = _running.get(key)
     if server is not None and server.alive:
         return server
-    server = _new_server(kind, config)
+    server = new_server(kind, config)
     await server.start(timeout=config.server_start_timeout)
     _running[key] = server
     return server
 
 
-def _new_server(kind: str, config: Solve) -> ManagedServer:
-    from .servers import LlamaCppServer, VllmServer, find_vllm, vllm_build
+def new_server(kind: str, config: Solve) -> ManagedServer:
+    """The managed server these settings describe (not started)."""
+    from .llamacpp import LlamaCppServer
+    from .vllm import VllmServer, find_vllm, vllm_build
 
     if kind == "llamacpp":
         from .models import resolve_model

@@ -1,0 +1,103 @@
+"""A pool of fresh subkernels: one per branch, started ahead while the model writes, all stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import deque
+from typing import Any
+
+from ..exceptions import KernelError
+from .subkernel import Subkernel
+
+__all__ = ["KernelPool"]
+
+log = logging.getLogger(__name__)
+
+
+class KernelPool:
+    """Starts fresh subkernels, one per branch, and stops every one of them.
+
+    Kernels are never reused across branches: state must not leak from one to another.
+    `settings` are Subkernel's keyword arguments (kernel_name, sandbox, limits, shared_dirs,
+    replay, ...), given to every kernel the pool starts.
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        inspect.signature(Subkernel).bind(**settings)  # a misspelt setting fails here, not later
+        self.settings = settings
+        self._kernels: dict[Subkernel, None] = {}  # an ordered set of kernels not yet stopped
+        self._warm: deque[tuple[Subkernel, asyncio.Task[None]]] = deque()  # prestarted
+        self._starting: set[asyncio.Task[None]] = set()  # every start still in progress
+        self._closed = False
+
+    async def __aenter__(self) -> KernelPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    @property
+    def kernels(self) -> tuple[Subkernel, ...]:
+        """Every kernel this pool started (or is starting) and has not stopped yet."""
+        return tuple(self._kernels)
+
+    async def acquire(self) -> Subkernel:
+        """A ready kernel with fresh state: a prestarted one if any, else a new one."""
+        self._check_open()
+        kernel, starting = self._warm.popleft() if self._warm else self._start_in_background()
+        await starting
+        return kernel
+
+    async def prestart(self, n: int) -> None:
+        """Start `n` kernels concurrently in the background; returns at once."""
+        self._check_open()
+        self._warm.extend(self._start_in_background() for _ in range(n))
+
+    @property
+    def warm(self) -> int:
+        """How many prestarted kernels wait to be acquired."""
+        return len(self._warm)
+
+    async def fill(self, n: int) -> None:
+        """Prestart kernels until `n` are warm; returns at once."""
+        await self.prestart(max(0, n - len(self._warm)))
+
+    async def release(self, kernel: Subkernel) -> None:
+        """Shut a kernel down for good."""
+        self._kernels.pop(kernel, None)
+        await kernel.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop every kernel this pool started, including those still starting. Idempotent."""
+        self._closed = True
+        self._warm.clear()
+        starting = list(self._starting)
+        for task in starting:
+            task.cancel()  # a cancelled start stops whatever it had launched
+        await asyncio.gather(*starting, return_exceptions=True)
+        kernels = list(self._kernels)
+        self._kernels.clear()
+        results = await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
+        for error in (r for r in results if isinstance(r, BaseException)):
+            log.warning("A subkernel failed to shut down cleanly: %s", error)
+
+    def _start_in_background(self) -> tuple[Subkernel, asyncio.Task[None]]:
+        kernel = Subkernel(**self.settings)
+        self._kernels[kernel] = None
+        task = asyncio.create_task(self._start(kernel))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+        return kernel, task
+
+    async def _start(self, kernel: Subkernel) -> None:
+        try:
+            await kernel.start()
+        except BaseException:
+            self._kernels.pop(kernel, None)
+            raise
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise KernelError("This kernel pool was shut down; create a new KernelPool.")

@@ -1,0 +1,76 @@
+"""The facts every view of a Session shows, worded once: the status line, the vote's notes, a
+branch's answer and its marks, the sampling, the confidence. The views (html.py, widgets.py,
+terminal.py, export.py) lay them out; none derives them again."""
+
+from __future__ import annotations
+
+from ..confidence import branch_trace, sparkline
+from ..session import Branch, BranchStatus, Session
+
+SAMPLING = ("temperature", "top_p", "min_p", "top_k", "seed")
+CONFIDENCE_HELP = (
+    "Token confidence: minus the mean log-probability of the model's top candidates at each "
+    "token, averaged over the branch (higher: surer). The bars trace it from start to end."
+)
+
+
+def status_line(session: Session, elapsed: float) -> str:
+    """Engine, time, tokens and how many branches are done, running and stopped."""
+    statuses = [b.status for b in session.branches]
+    running = sum(s in (BranchStatus.RUNNING, BranchStatus.EXECUTING) for s in statuses)
+    rate = session.completion_tokens / elapsed if elapsed > 0 else 0.0
+    return (
+        f"{session.engine.kind} · {session.engine.model} · {elapsed:.1f} s · "
+        f"{session.completion_tokens} tokens ({rate:.1f}/s) · "
+        f"{sum(s.finished for s in statuses)}/{len(statuses)} done, {running} running, "
+        f"{statuses.count(BranchStatus.STOPPED)} stopped · {session.status.value}"
+    )
+
+
+def summary(session: Session) -> str:
+    """The answer in one line: the record's text/plain form."""
+    return (f"{answer_or_none(session.answer)}  ({session.vote.agreement:.0%} agreement, "
+            f"{len(session.branches)} branches, {session.status.value})")
+
+
+def answer_or_none(answer: str | None) -> str:
+    return answer if answer is not None else "no answer"
+
+
+def vote_notes(session: Session) -> list[str]:
+    """What to say about the vote besides its tally: agreement, an early stop, a tie."""
+    vote = session.vote
+    notes = [f"agreement {vote.agreement:.0%}"]
+    if vote.decided_early:
+        notes.append("decided early: the remaining branches were stopped")
+    if vote.tie:
+        notes.append("tie, broken by the lowest branch index")
+    return notes
+
+
+def is_fallback(branch: Branch) -> bool:
+    """The branch's answer was not boxed: kept and shown, marked, and it does not vote."""
+    return branch.answer_source.startswith("fallback")
+
+
+def branch_answer(branch: Branch) -> str:
+    """The branch's answer as a label: '42', '12 (fallback)', or ''."""
+    if branch.answer is None:
+        return ""
+    return branch.answer + (" (fallback)" if is_fallback(branch) else "")
+
+
+def sampling_text(session: Session) -> str:
+    """'temperature 0.7, top_p 0.8, ...': the solve's sampling, as recorded."""
+    config = session.config
+    return ", ".join(f"{name} {config[name]}" for name in SAMPLING if name in config)
+
+
+def confidence_text(branch: Branch) -> str:
+    """'confidence 12.3 ▂▄▆▅', or '' when the engine gave no log-probabilities."""
+    if branch.confidence is None:
+        return ""
+    return f"confidence {branch.confidence:.1f} {sparkline(branch_trace(branch.steps), 16)}".rstrip()
+
+
+NO_LOGPROBS = "no log-probabilities from this engine, so no confidence"

@@ -1,0 +1,142 @@
+"""A Session as static HTML: readable on GitHub, nbviewer and in any browser, with no script.
+
+Everything from the record is escaped: the model's text and its code's output are untrusted.
+Rich outputs are limited to PNG/JPEG images (as data URIs) and text; HTML a branch's code produced
+is shown as its text/plain form, never injected.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from ..session import Branch, Session, Step
+from .facts import (CONFIDENCE_HELP, NO_LOGPROBS, answer_or_none, branch_answer, confidence_text,
+                    sampling_text, vote_notes)
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_IMAGES = ("image/png", "image/jpeg")
+
+STYLE = """
+.qwq{font-family:system-ui,sans-serif;font-size:13px;line-height:1.45;max-width:1100px}
+.qwq h3{margin:.2em 0;font-size:15px}
+.qwq .problem{white-space:pre-wrap;padding:.4em .6em;border-left:3px solid #888;margin:.4em 0}
+.qwq .meta{color:#666}
+.qwq .answer{font-size:16px;font-weight:600;margin:.4em 0}
+.qwq table{border-collapse:collapse;margin:.4em 0}
+.qwq td,.qwq th{padding:2px 8px;text-align:left;border-bottom:1px solid rgba(128,128,128,.25)}
+.qwq details{margin:.3em 0;border:1px solid rgba(128,128,128,.3);border-radius:4px;padding:.2em .5em}
+.qwq summary{cursor:pointer}
+.qwq pre{white-space:pre-wrap;word-break:break-word;margin:.3em 0;padding:.4em;background:rgba(128,128,128,.08)}
+.qwq .text{white-space:pre-wrap}
+.qwq .thinking{color:#777}
+.qwq .err{color:#b00}
+.qwq .status-answered{color:#080}.qwq .status-failed{color:#b00}.qwq .status-no_answer{color:#a60}
+"""
+
+
+def session_html(session: Session) -> str:
+    parts = [
+        f"<div class='qwq'><style>{STYLE}</style>",
+        _header(session),
+        _tally(session),
+        *(_branch(branch, session) for branch in session.branches),
+        "</div>",
+    ]
+    return "\n".join(parts)
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _header(session: Session) -> str:
+    answer = session.answer
+    shown = f"<code>{_e(answer)}</code>" if answer is not None else answer_or_none(answer)
+    engine = session.engine
+    sampling = sampling_text(session)
+    error = f"<div class='err'>{_e(session.error)}</div>" if session.error else ""
+    if engine.logprobs is False:
+        sampling += f"; {NO_LOGPROBS}"
+    return (
+        f"<h3>jupyter_qwq · {_e(session.status.value)}</h3>"
+        f"<div class='problem'>{_e(session.problem)}</div>"
+        f"<div class='answer'>Answer: {shown}</div>{error}"
+        f"<div class='meta'>{_e(engine.kind)} · {_e(engine.model)} · {session.elapsed:.1f} s · "
+        f"{session.completion_tokens} tokens · {len(session.branches)} branches · {_e(sampling)}</div>"
+    )
+
+
+def _tally(session: Session) -> str:
+    vote = session.vote
+    if not vote.tally:
+        return "<div class='meta'>No branch gave an answer.</div>"
+    return f"{tally_table(session)}<div class='meta'>{_e('; '.join(vote_notes(session)))}</div>"
+
+
+def tally_table(session: Session, limit: int | None = None) -> str:
+    """The vote as a table with bars; inline styles only, so the live widget can show it too."""
+    tally = session.vote.tally[:limit]
+    total = sum(item.count for item in session.vote.tally) or 1
+    rows = "".join(
+        f"<tr><td><code>{_e(item.answer)}</code></td><td>{item.count}</td>"
+        f"<td><span style='display:inline-block;height:10px;width:{int(160 * item.count / total)}px;"
+        f"background:var(--jp-brand-color1,#4a90d9)'></span></td>"
+        f"<td style='opacity:.7'>branches {_e(', '.join(map(str, item.branches)))}</td></tr>"
+        for item in tally
+    )
+    return f"<table><tr><th>answer</th><th>votes</th><th></th><th></th></tr>{rows}</table>"
+
+
+def _branch(branch: Branch, session: Session) -> str:
+    label = branch_answer(branch)
+    answer = f" · answer <code>{_e(branch.answer)}</code>{_e(label[len(branch.answer):])}" if label else ""
+    confidence = confidence_text(branch)
+    summary = (
+        f"Branch {branch.index} · {_e(branch.prompt)} · "
+        f"<span class='status-{_e(branch.status.value)}'>{_e(branch.status.value)}</span>{answer} · "
+        f"{branch.completion_tokens} tokens · {branch.elapsed:.1f} s"
+        + (f" · <span class='meta' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>" if confidence else "")
+    )
+    error = f"<div class='err'>{_e(branch.error)}</div>" if branch.error else ""
+    steps = "".join(step_html(step) for step in branch.steps)
+    return f"<details><summary>{summary}</summary>{error}{steps}</details>"
+
+
+def step_html(step: Step) -> str:
+    if step.kind == "code":
+        outputs = "".join(output_html(output) for output in step.outputs)
+        label = f"<div class='meta'>code · {_e(step.execution)} · {step.duration:.2f} s</div>"
+        return f"{label}<pre><code>{_e(step.code)}</code></pre>{outputs}"
+    thinking = (
+        f"<details><summary class='meta'>thinking</summary><div class='text thinking'>"
+        f"{_e(step.reasoning)}</div></details>"
+        if step.reasoning
+        else ""
+    )
+    return f"{thinking}<div class='text'>{_e(step.text)}</div>"
+
+
+def output_html(output: dict[str, Any]) -> str:
+    kind = output.get("output_type")
+    if kind == "stream":
+        css = " class='err'" if output.get("name") == "stderr" else ""
+        return f"<pre{css}>{_e(_text(output.get('text', '')))}</pre>"
+    if kind == "error":
+        trace = _ANSI.sub("", "\n".join(output.get("traceback") or []))
+        body = trace or f"{output.get('ename', '')}: {output.get('evalue', '')}"
+        return f"<pre class='err'>{_e(body)}</pre>"
+    data = output.get("data") or {}
+    for mime in _IMAGES:
+        if mime in data:
+            payload = re.sub(r"\s", "", _text(data[mime]))
+            if re.fullmatch(r"[A-Za-z0-9+/=]*", payload):
+                return f"<img alt='plot' src='data:{mime};base64,{payload}' style='max-width:100%'>"
+    if "text/plain" in data:
+        return f"<pre>{_e(_ANSI.sub('', _text(data['text/plain'])))}</pre>"
+    return ""
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)

@@ -1,0 +1,291 @@
+"""The live view of `%%solve` in a real JupyterLab, with a real kernel, as a user sees it.
+
+JupyterLab runs on a free port with isolated dirs, chromium (Debian's) drives it through Playwright,
+and the kernel really runs the cells against the scripted server, whose replies stream slowly so
+the view can be watched while it changes. Screenshots go to tests/artifacts/ (the README's
+pictures in examples/images/ are copied from there by hand).
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from scripted_server import Reply, ScriptedServer, branch_and_round, last_output
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ROOT / "tests" / "artifacts"
+
+PLOT = textwrap.dedent(
+    """\
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(3.2, 2))
+    ax.bar(range(1, 8), [6 * k for k in range(1, 8)])
+    ax.set_title("6 times k")
+    plt.show()
+    print(6 * 7)"""
+)
+CODES = {0: PLOT, 1: "print(6 * 7)", 3: "print(sum([6] * 7) - 1)"}  # branch 3 is off by one
+LEADS = [
+    "We need the product of 6 and 7. Let me check it with a small table before trusting memory; ",
+    "Six sevens: I will compute this directly rather than recall it, since a check is cheap; ",
+    "",
+    "Think of 7 + 7 + 7 + 7 + 7 + 7 and add the sevens one by one, then confirm in Python; ",
+]
+FILLER = "each step is written out so the reasoning can be followed. "
+BACKGROUND_PROBLEM = "What is 6 times 7? Take your time."
+MORE = "Let me double-check this another way before I box it. "
+
+
+def _script(body):
+    """About 10 s a branch: round 1 streams its reasoning and a code block, round 2 the answer.
+
+    Branches are staggered (branch i streams a little slower than branch i - 1), so mid-run some
+    cards show their code's output while others still stream. Branch 2 is a CoT prompt (no code).
+    On the background test's problem the last reply goes on until it is stopped.
+    """
+    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    endless = BACKGROUND_PROBLEM in user  # then the last reply never ends on its own
+    branch, round_ = branch_and_round(body)
+    delay = 0.05 + 0.012 * branch
+    if branch == 2:
+        steps = "7, 14, 21, 28, 35, 42. " * 6
+        end = MORE * 1000 if endless else "So \\boxed{42}."
+        return Reply(f"Count in sevens, six times: {steps}{FILLER * 2}{end}", delay=delay,
+                     reasoning="Six sevens; count them out.")
+    confidence = 9.0 if branch == 1 else None  # only branch 1's engine sends log-probabilities
+    if round_ == 1:
+        text = f"{LEADS[branch]}{FILLER * 2}\n```python\n{CODES[branch]}\n```"
+        return Reply(text, delay=delay, reasoning="Write code, then read its output.",
+                     confidence=confidence)
+    printed = last_output(body).strip().splitlines()[-1]
+    end = MORE * 1000 if endless else f"So the answer is \\boxed{{{printed}}}."
+    return Reply(f"The code printed {printed}. {FILLER}{end}", delay=delay, confidence=confidence)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """One JupyterLab, one chromium page and one scripted server for the module."""
+    from browser import chromium_page, jupyter_lab
+
+    home = tmp_path_factory.mktemp("live")
+    notebooks = home / "notebooks"
+    notebooks.mkdir()
+    with ScriptedServer(_script) as scripted, jupyter_lab(notebooks, home / "jhome") as server, \
+            chromium_page(width=1200, height=900) as page:  # fmt: skip
+        yield notebooks, server, page, scripted
+        ours = [e for e in page.errors if "jupyter-qwq" in e[1] or "jupyter-widgets" in e[1]]
+        assert ours == [], ours
+
+
+def _write_notebook(path: Path, *sources: str) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(
+        cells=[new_code_cell(s) for s in sources],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+    )
+    nbformat.write(nb, path)
+
+
+def _open(page, server, notebooks: Path, name: str, *sources: str):
+    from browser import open_lab, open_notebook_with_kernel
+
+    _write_notebook(notebooks / name, *sources)
+    open_lab(page, server)
+    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")  # room for the output
+    open_notebook_with_kernel(page, name)
+    return page.locator(".jp-NotebookPanel:visible .jp-Notebook .jp-Cell")
+
+
+def _run_with_shift_enter(page, cells, count: int) -> None:
+    cells.nth(0).locator(".jp-InputPrompt").click()  # command mode, first cell selected
+    for _ in range(count):
+        page.keyboard.press("Shift+Enter")
+
+
+class View:
+    """The LiveView's DOM in a cell's output: header, vote, controls, message, cards."""
+
+    def __init__(self, cell) -> None:
+        box = cell.locator(".jp-OutputArea-output .widget-vbox").first
+        self.box = box
+        self.header = box.locator("> .widget-html .widget-html-content").nth(0)
+        self.message = box.locator("> .widget-html .widget-html-content").nth(1)
+        self.cards = box.locator("> .widget-html .widget-html-content").nth(2)
+        self.vote = box.locator("> .widget-htmlmath")
+
+    def numbers(self) -> dict[str, int] | None:
+        """The header's counts, or None while it still says "starting…"."""
+        text = self.header.inner_text()
+        found = re.search(r"(\d+) tokens .* (\d+)/(\d+) done, (\d+) running, (\d+) stopped", text)
+        if not found:
+            return None
+        tokens, done, total, running, stopped = map(int, found.groups())
+        return {"tokens": tokens, "done": done, "total": total, "running": running, "stopped": stopped}
+
+    def card(self, index: int):
+        return self.cards.locator(":scope > div > div").nth(index)
+
+    def card_positions(self) -> list[tuple[int, int]]:
+        """(top, left) of each card, read at once: the cards are redrawn a few times a second."""
+        return [tuple(p) for p in self.cards.evaluate(
+            "e => [...e.firstElementChild.children].map(c => [c.offsetTop, c.offsetLeft])")]
+
+
+def _wait(predicate, timeout: float, what: str, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(90)
+def test_live_view_streams_then_the_explorer_shows_the_answer(lab):
+    notebooks, server, page, scripted = lab
+    started = time.monotonic()
+    cells = _open(
+        page, server, notebooks, "live.ipynb",
+        "%load_ext jupyter_qwq",
+        f"%%solve --endpoint {scripted.base_url} --branches 4 --rounds 1 --seed 0 --no-early-stop\n"
+        "What is 6 times 7?",
+    )  # fmt: skip
+    _run_with_shift_enter(page, cells, 2)
+    view = View(cells.nth(1))
+    view.header.wait_for(timeout=30_000)
+
+    # Running: branches counted as running, and the token count grows between two reads.
+    first = _wait(lambda: (n := view.numbers()) and n["running"] > 0 and n["tokens"] > 0 and n,
+                  30, "running branches with tokens")  # fmt: skip
+    assert first["total"] == 4 and first["done"] == 0
+    assert "running" in view.header.inner_text()
+    time.sleep(1.0)
+    second = view.numbers()
+    assert second["tokens"] > first["tokens"], (first, second)
+
+    # Streamed text appears in every card before any code has run.
+    _wait(lambda: all(FILLER.split()[0] in view.card(i).inner_text() for i in range(4)),
+          20, "streamed text in the four cards")  # fmt: skip
+    assert "Branch 0" in view.card(0).inner_text() and "tir" in view.card(0).inner_text()
+
+    # Then a code block with the subkernel's real output (and branch 0's real plot).
+    _wait(lambda: "code block 1 · ok" in view.card(1).inner_text(), 30, "branch 1's code output")
+    card1 = view.card(1).inner_text()
+    assert "confidence 9.0" in card1 and "confidence" not in view.card(0).inner_text()
+    assert "print(6 * 7)" in card1
+    assert view.card(1).locator("pre").last.inner_text().strip() == "42"
+    _wait(lambda: view.card(0).locator("img").count() > 0, 20, "branch 0's plot")
+    assert view.card(0).locator("img").get_attribute("src").startswith("data:image/png;base64,")
+    assert view.numbers()["done"] < 4, "the run ended before the screenshot"
+
+    # Done: the view shrinks to a summary and the explorer renders the record, with the answer.
+    explorer = cells.nth(1).locator(".jp-QwqExplorer")
+    explorer.wait_for(timeout=40_000)
+    assert explorer.locator(".jp-QwqExplorer-answer .jp-QwqExplorer-answerValue").inner_text() == "42"
+    rows = explorer.locator(".jp-QwqExplorer-tallyRow")
+    assert [rows.nth(i).get_attribute("data-answer") for i in range(rows.count())] == ["42", "41"]
+    final = view.numbers()
+    assert (final["done"], final["running"], final["stopped"]) == (4, 0, 0), final
+    assert view.header.inner_text().rstrip().endswith("· done")
+    assert view.box.get_by_role("button", name="side by side").count() == 0  # controls retired
+    assert cells.nth(1).locator(".jp-InputPrompt").inner_text().strip() == "[2]:"
+    branch0 = explorer.locator('.jp-QwqExplorer-branch[data-branch="0"]')
+    branch0.locator("> summary").click()
+    branch0.locator("img.jp-QwqExplorer-image").wait_for()  # the plot made in the subkernel
+    branch0.locator("> summary").click()
+    # The picture: the tally and one branch opened, small enough for the notebook's viewport.
+    explorer.locator('.jp-QwqExplorer-branch[data-branch="1"] > summary').click()
+    assert "print(6 * 7)" in explorer.locator('.jp-QwqExplorer-branch[data-branch="1"]').inner_text()
+    page.mouse.move(0, 0)  # no hover highlight in the picture
+    explorer.scroll_into_view_if_needed()
+    assert explorer.bounding_box()["height"] < 760, explorer.bounding_box()
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    explorer.screenshot(path=IMAGES / "explorer.png")
+    print(f"live view test: {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(90)
+def test_background_solve_frees_the_kernel_and_the_stop_button_stops_it(lab):
+    from browser import kernel_status
+
+    notebooks, server, page, scripted = lab
+    started = time.monotonic()
+    cells = _open(
+        page, server, notebooks, "background.ipynb",
+        "%load_ext jupyter_qwq",
+        f"%%solve --background --endpoint {scripted.base_url} --branches 4 --rounds 1 --seed 0 "
+        f"--no-early-stop\n{BACKGROUND_PROBLEM}",
+    )  # fmt: skip
+    _run_with_shift_enter(page, cells, 2)
+    cell = cells.nth(1)
+    view = View(cell)
+    view.header.wait_for(timeout=30_000)
+
+    # The cell returned at once: its prompt has its number, the kernel is idle, the view moves on.
+    _wait(lambda: cell.locator(".jp-InputPrompt").inner_text().strip() == "[2]:", 30, "the cell to end")
+    assert "background solve" in cell.locator(".jp-OutputArea-output").last.inner_text()
+    _wait(lambda: kernel_status(page) == "idle", 10, "an idle kernel")
+    first = _wait(lambda: (n := view.numbers()) and n["tokens"] > 0 and n, 30, "tokens")
+    time.sleep(1.0)
+    second = view.numbers()
+    assert second["tokens"] > first["tokens"] and second["running"] == 4, (first, second)
+    assert kernel_status(page) == "idle"
+    assert "solving in the background" in cell.inner_text()
+
+    # The kernel is free, so the layout control works while the solve runs: side by side.
+    view.box.get_by_role("button", name="side by side").click()
+    _wait(lambda: len({top for top, _ in view.card_positions()}) < 4, 5, "cards side by side")
+    assert "repeat(auto-fill" in view.cards.inner_html()
+
+    # Code blocks with their real outputs (branch 0's plot) while the replies go on streaming.
+    for index in (0, 1, 3):
+        _wait(lambda: "code block 1 · ok" in view.card(index).inner_text(), 30, f"branch {index}'s code")
+    assert view.card(1).locator("pre").last.inner_text().strip() == "42"
+    assert view.card(3).locator("pre").last.inner_text().strip() == "41"
+    _wait(lambda: view.card(0).locator("img").count() > 0, 10, "branch 0's plot")
+    _wait(lambda: all("The code printed" in view.card(i).inner_text() for i in (0, 1, 3)),
+          20, "the second rounds to stream")  # fmt: skip
+    assert "code block" not in view.card(2).inner_text() and "7, 14, 21" in view.card(2).inner_text()
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)
+    view.box.evaluate("e => e.scrollIntoView({block: 'start'})")
+    view.box.screenshot(path=IMAGES / "live-view.png")
+
+    # Stop, clicked in the page, stops the solve through the widget's comm.
+    stop = view.box.get_by_role("button", name="Stop")
+    assert stop.is_enabled()
+    clicked = time.monotonic()
+    stop.click()
+    _wait(lambda: "cancelled" in view.header.inner_text(), 10, "a cancelled header")
+    stopped_in = time.monotonic() - clicked
+    assert stopped_in < 5, stopped_in
+    final = view.numbers()
+    assert (final["running"], final["stopped"]) == (0, 4), final
+    assert view.message.inner_text().strip() == "stopped"
+    assert view.box.get_by_role("button", name="Stop").count() == 0
+    # The background slot now holds the partial record, drawn by the explorer.
+    explorer = cell.locator(".jp-QwqExplorer")
+    explorer.wait_for(timeout=10_000)
+    assert "solving in the background" not in cell.inner_text()
+    assert tokens_after_stop_are_frozen(view, final["tokens"])
+    _wait(lambda: scripted.open_streams() == 0, 10, "the server's streams to close")
+    print(f"background test: {time.monotonic() - started:.1f} s, stopped {stopped_in:.2f} s after the click")
+
+
+def tokens_after_stop_are_frozen(view: View, tokens: int) -> bool:
+    time.sleep(0.8)
+    return view.numbers()["tokens"] == tokens
