@@ -24,7 +24,7 @@ from traitlets import Int, List, Unicode
 
 from .sandbox import Limits, Sandbox, ipc_prefix
 
-__all__ = ["PROVISIONER_NAME", "SandboxProvisioner", "ipc_prefix"]
+__all__ = ["PROVISIONER_NAME", "SandboxProvisioner", "ipc_prefix", "sandbox_provisioner"]
 
 PROVISIONER_NAME = "jupyter-qwq-sandbox"
 
@@ -65,3 +65,18 @@ class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
         await super().cleanup(restart=restart)
         if not restart and self.sandbox is not None:
             await asyncio.to_thread(self.sandbox.close)
+
+
+def sandbox_provisioner(km: Any, private_dir: str, limits: Limits, shared_dirs: list[str]) -> Any:
+    """The sandbox provisioner for `km`'s kernel, made the way a kernel spec asks for it."""
+    from jupyter_client.provisioning import KernelProvisionerFactory
+
+    spec = km.kernel_spec
+    spec.metadata = {**spec.metadata, "kernel_provisioner": {
+        "provisioner_name": PROVISIONER_NAME,
+        "config": {"private_dir": private_dir, "memory": limits.memory,
+                   "cpu_seconds": limits.cpu_seconds, "max_processes": limits.max_processes,
+                   "max_file_size": limits.max_file_size, "shared_dirs": shared_dirs},
+    }}
+    factory = KernelProvisionerFactory.instance()
+    return factory.create_provisioner_instance(km.kernel_id, spec, parent=km)

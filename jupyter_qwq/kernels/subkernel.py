@@ -83,12 +83,8 @@ class Subkernel:
         self.extra_env = dict(extra_env or {})
         self.workdir = workdir  # where the private directory is created (default: system temp)
         self.max_output_bytes = max_output_bytes
-        self.limits = Limits(
-            memory=memory_limit,
-            cpu_seconds=cpu_limit,
-            max_processes=max_processes,
-            max_file_size=max_file_size,
-        )
+        self.limits = Limits(memory=memory_limit, cpu_seconds=cpu_limit,
+                             max_processes=max_processes, max_file_size=max_file_size)
         self.shared_dirs = list(shared_dirs)
         self.replay = replay
         self._want_sandbox = sandbox
@@ -177,7 +173,7 @@ class Subkernel:
         connection_file = os.path.join(self._private_dir, "connection.json")
         sandboxed = self._want_sandbox and _sandbox_available()
         if sandboxed:
-            from .provisioner import ipc_prefix
+            from .provisioner import ipc_prefix, sandbox_provisioner
 
             where = {"transport": "ipc", "ip": ipc_prefix(self._private_dir)}
             if _transport_for(where["ip"] + ".json") != "ipc":
@@ -189,7 +185,8 @@ class Subkernel:
                                       shutdown_wait_time=SHUTDOWN_WAIT, log=log, **where)
         if sandboxed:
             self._km.kernel_id = str(uuid.uuid4())
-            self._km.provisioner = self._sandbox_provisioner()
+            self._km.provisioner = sandbox_provisioner(self._km, self._private_dir, self.limits,
+                                                       self.shared_dirs)
         self._log = open(os.path.join(self._private_dir, "kernel.log"), "wb")  # noqa: SIM115
         await self._km.start_kernel(
             env=self._kernel_env(),
@@ -200,24 +197,6 @@ class Subkernel:
         )
         self._remember_process_group()
         await self._connect()
-
-    def _sandbox_provisioner(self) -> Any:
-        """The sandbox provisioner for this kernel, made the way a kernel spec asks for it."""
-        from jupyter_client.provisioning import KernelProvisionerFactory
-
-        from .provisioner import PROVISIONER_NAME
-
-        spec = self._km.kernel_spec
-        spec.metadata = {**spec.metadata, "kernel_provisioner": {
-            "provisioner_name": PROVISIONER_NAME,
-            "config": {"private_dir": self._private_dir, "memory": self.limits.memory,
-                       "cpu_seconds": self.limits.cpu_seconds,
-                       "max_processes": self.limits.max_processes,
-                       "max_file_size": self.limits.max_file_size,
-                       "shared_dirs": self.shared_dirs},
-        }}
-        factory = KernelProvisionerFactory.instance()
-        return factory.create_provisioner_instance(self._km.kernel_id, spec, parent=self._km)
 
     def _kernel_env(self) -> dict[str, str]:
         env = {**os.environ, "MPLBACKEND": INLINE_BACKEND, **self.extra_env}
@@ -420,7 +399,6 @@ class Subkernel:
                 "one from the pool."
             ) from error
         self.restarts += 1
-
 
 
 def _sandbox_available() -> bool:
