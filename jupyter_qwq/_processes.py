@@ -60,6 +60,7 @@ def spawn(cmd: Sequence[str], *, kind: str, log: IO[bytes], env: dict[str, str] 
 def own(pgid: int, kind: str, *, proc: subprocess.Popen | None = None,
         cleanup: Callable[[], None] | None = None) -> Owned:
     """Record a process group (started elsewhere, e.g. by jupyter_client) as ours to stop."""
+    _stop_all_when_terminated()
     owned_group = _OWNED.get(pgid)
     if owned_group is None or owned_group.owner_pid != os.getpid():
         owned_group = _OWNED[pgid] = Owned(pgid, kind, proc)
@@ -120,6 +121,29 @@ def stop_all(kind: str | None = None, grace: float = 5.0) -> None:
 
 
 atexit.register(stop_all)
+
+
+def _stop_all_when_terminated() -> None:
+    """SIGTERM and SIGHUP end a Python process without atexit: where nobody else handles them,
+    stop what we own first, then die of the signal as before (kill PID, a closed terminal)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _stop_all_then_die)
+
+
+def _stop_all_then_die(signum: int, _frame: object) -> None:
+    signal.signal(signum, signal.SIG_DFL)
+    try:
+        stop_all(grace=3.0)
+    finally:
+        os.kill(os.getpid(), signum)
+
+
+_stop_all_when_terminated()
 
 
 # -- reading /proc ------------------------------------------------------------------------------

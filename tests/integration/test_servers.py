@@ -354,6 +354,8 @@ asyncio.run(server.start())
 print(server.pgid, flush=True)
 if sys.argv[3] == "crash":
     os.kill(os.getpid(), signal.SIGKILL)  # no atexit: the pid file is all that is left
+if sys.argv[3] == "terminated":
+    os.kill(os.getpid(), signal.SIGTERM)  # `kill PID`: no atexit either, unless handled
 """
 
 
@@ -373,6 +375,14 @@ def run_child(model: Path, tmp_path: Path, how: str) -> int:
 @pytest.mark.timeout(120)
 def test_interpreter_exit_stops_a_server_nobody_stopped(default_model, tmp_path):
     pgid = run_child(default_model, tmp_path, "exit")
+    assert wait_until_gone(pgid, timeout=2) == []
+    assert list((tmp_path / "xdg" / "jupyter_qwq" / "servers").glob("*.json")) == []
+
+
+@pytest.mark.llamacpp
+@pytest.mark.timeout(120)
+def test_an_owner_killed_with_sigterm_stops_its_server_first(default_model, tmp_path):
+    pgid = run_child(default_model, tmp_path, "terminated")
     assert wait_until_gone(pgid, timeout=2) == []
     assert list((tmp_path / "xdg" / "jupyter_qwq" / "servers").glob("*.json")) == []
 
