@@ -108,14 +108,21 @@ class SolveMagics(Magics):
         elif action == "status":
             self._status()
         elif action == "logs":
-            lines = int(rest[0]) if rest and rest[0].isdigit() else 40
-            servers = runtime.running_servers()
-            if not servers:
-                print("no managed server is running (%qwq server start starts one)")
-            for server in servers:
-                print(f"== {server.log_path}\n{server.log_tail(lines)}")
+            self._logs(int(rest[0]) if rest and rest[0].isdigit() else 40)
         else:
             _say(QWQ_USAGE)
+
+    def _logs(self, lines: int) -> None:
+        """The running servers' logs; else the last server's, which tells why it stopped."""
+        from ..engines.managed import describe_exit
+
+        last = runtime.last_server()
+        servers = runtime.running_servers() or ([last] if last is not None else [])
+        if not servers:
+            print("no managed server was started in this kernel (%qwq server start starts one)")
+        for server in servers:
+            state = "running" if server.alive else describe_exit(server.exit_status())
+            print(f"== {server.label} server, {state}: {server.log_path}\n{server.log_tail(lines)}")
 
     def _status(self) -> None:
         from ..engines.vllm import visible_gpu_count

@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from ..session import Branch, Session, Step
-from .facts import (CONFIDENCE_HELP, NO_LOGPROBS, answer_or_none, branch_answer, confidence_text,
-                    sampling_text, vote_notes)
+from .facts import (CONFIDENCE_HELP, NO_LOGPROBS, answer_or_none, branch_answer, branch_error,
+                    confidence_text, sampling_text, vote_notes)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _IMAGES = ("image/png", "image/jpeg")
@@ -99,9 +99,10 @@ def _branch(branch: Branch, session: Session) -> str:
         f"{branch.completion_tokens} tokens · {branch.elapsed:.1f} s"
         + (f" · <span class='meta' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>" if confidence else "")
     )
-    error = f"<div class='err'>{_e(branch.error)}</div>" if branch.error else ""
+    error = branch_error(branch, session)
+    shown_error = f"<div class='err'>{_e(error)}</div>" if error else ""
     steps = "".join(step_html(step) for step in branch.steps)
-    return f"<details><summary>{summary}</summary>{error}{steps}</details>"
+    return f"<details><summary>{summary}</summary>{shown_error}{steps}</details>"
 
 
 def step_html(step: Step) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from jupyter_qwq.session import MIME_TYPE, Session
 
 from processes import alive, wait_until
 from scripted_server import Reply, branch_and_round, last_output
+from vllm_stand_in import vllm_install
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -115,6 +118,30 @@ def test_bad_flags_and_empty_cells_print_a_usage_line_not_a_traceback(tmp_path):
     assert "usage: %qwq" in errors[4]
     for cell in nb.cells[1:]:
         assert not [o for o in outputs(cell) if o["output_type"] == "error"]
+
+
+def test_a_server_that_died_names_its_log_and_qwq_server_logs_shows_it(tmp_path, monkeypatch):
+    kept = os.environ.get("PYTHONPATH", "")  # the kernel must still find this jupyter_qwq
+    vllm = vllm_install(tmp_path / "vllm", "0.32.0+cpu", monkeypatch)  # a CPU build that exits at once
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (os.environ["PYTHONPATH"], kept) if p))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    nb = notebook(
+        "%load_ext jupyter_qwq",
+        "%qwq server logs",
+        f"%%solve --engine vllm --vllm-command {vllm} --model {model}\nWhat is 1+1?",
+        "%qwq server logs",
+    )
+    execute(nb, tmp_path)
+    assert "no managed server was started in this kernel" in text_of(nb.cells[1])
+    error = text_of(nb.cells[2], "stderr")
+    log = re.search(r"--- last lines of (\S+) ---", error)
+    assert error.count("exited with status 1 before it was ready") == 1 and log
+    logs = text_of(nb.cells[3])
+    assert logs.startswith(f"== vLLM server, exited with status 1: {log.group(1)}")
+    assert "a stand-in: it serves nothing" in logs
 
 
 def test_config_and_ipython_config_reach_the_solver(scripted, tmp_path, monkeypatch):
