@@ -11,9 +11,9 @@ from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from ..flags import FlagError, build_parser, overrides_from_args
 from ..engines import runtime
 from ..exceptions import ConfigError, QwqError
+from ..flags import build_parser, overrides_from_args
 from .workbench import Workbench
 
 QWQ_USAGE = ("usage: %qwq server start|stop|status|logs [LINES]  |  %qwq config  |  %qwq sandbox  |  "
@@ -38,20 +38,25 @@ class SolveMagics(Magics):
     @cell_magic
     def solve(self, line: str, cell: str) -> Any:
         """%%solve [flags]: solve the problem in the cell body. `%%solve --help` lists the flags."""
-        parser = solve_parser()
         try:
-            words = shlex.split(line)
-            if "-h" in words or "--help" in words:
-                parser.print_help()
-                return None
-            args = parser.parse_args(words)
-            if args.out is not None and not args.out.isidentifier():
-                raise ConfigError(f"--out needs a Python name, not {args.out!r}")
-            return self.workbench.solve(cell, overrides_from_args(args), args.background, args.out,
-                                        args.side_by_side)
-        except (FlagError, ConfigError, ValueError) as error:
+            return self._solve(line, cell)
+        except (QwqError, ValueError) as error:  # before the record exists: one line
             _say(f"%%solve: error: {error}")
+        except KeyboardInterrupt:
+            _say("%%solve: stopped before the solve began")
+        return None
+
+    def _solve(self, line: str, cell: str) -> Any:
+        parser = solve_parser()
+        words = shlex.split(line)
+        if "-h" in words or "--help" in words:
+            parser.print_help()
             return None
+        args = parser.parse_args(words)
+        if args.out is not None and not args.out.isidentifier():
+            raise ConfigError(f"--out needs a Python name, not {args.out!r}")
+        return self.workbench.solve(cell, overrides_from_args(args), args.background, args.out,
+                                    args.side_by_side)
 
     @line_magic
     def qwq(self, line: str) -> None:

@@ -128,20 +128,6 @@ def _notebook(path: Path, bundle: dict) -> None:
     nbformat.write(nb, path)
 
 
-def _open_without_kernel(page, server, name):
-    page.goto(f"{server.url}/lab?reset", wait_until="domcontentloaded")
-    page.wait_for_function("window.jupyterapp && window.jupyterapp.started", timeout=60_000)
-    page.evaluate("() => window.jupyterapp.started")
-    page.evaluate(
-        """name => window.jupyterapp.commands.execute('docmanager:open', {
-            path: name, factory: 'Notebook',
-            kernelPreference: {shouldStart: false, canStart: false, autoStartDefault: false}
-        })""",
-        name,
-    )
-    page.locator(".jp-QwqExplorer").first.wait_for(timeout=60_000)
-
-
 def _visible_branches(explorer):
     return [
         b.get_attribute("data-branch")
@@ -153,7 +139,7 @@ def _visible_branches(explorer):
 @pytest.mark.browser
 @pytest.mark.timeout(240)
 def test_branch_explorer_in_jupyterlab(tmp_path, session_bundle):
-    from browser import chromium_page, jupyter_lab
+    from browser import chromium_page, jupyter_lab, open_lab, open_notebook_without_kernel
 
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
@@ -162,7 +148,9 @@ def test_branch_explorer_in_jupyterlab(tmp_path, session_bundle):
     ARTIFACTS.mkdir(exist_ok=True)
 
     with jupyter_lab(notebooks, tmp_path / "jhome") as server, chromium_page() as page:
-        _open_without_kernel(page, server, "explorer.ipynb")
+        open_lab(page, server)
+        open_notebook_without_kernel(page, "explorer.ipynb")
+        page.locator(".jp-QwqExplorer").first.wait_for(timeout=60_000)
         explorers = page.locator(".jp-QwqExplorer")
         assert explorers.count() == 2
         explorer = explorers.nth(0)
