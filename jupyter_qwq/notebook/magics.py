@@ -14,6 +14,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from ..engines import runtime
 from ..exceptions import ConfigError, QwqError
 from ..flags import build_parser, overrides_from_args
+from ..redaction import keys_in, known_keys, redact
 from .workbench import Workbench
 
 QWQ_USAGE = ("usage: %qwq server start|stop|status|logs [LINES]  |  %qwq config  |  %qwq sandbox  |  "
@@ -38,12 +39,15 @@ class SolveMagics(Magics):
     @cell_magic
     def solve(self, line: str, cell: str) -> Any:
         """%%solve [flags]: solve the problem in the cell body. `%%solve --help` lists the flags."""
+        keys = known_keys(self.workbench.settings.api_key, *keys_in(line))
         try:
             return self._solve(line, cell)
         except (QwqError, ValueError) as error:  # before the record exists: one line
-            _say(f"%%solve: error: {error}")
+            _say(redact(f"%%solve: error: {error}", keys))
         except KeyboardInterrupt:
             _say("%%solve: stopped before the solve began")
+        except Exception as error:  # noqa: BLE001 - a bug: shown, with the key hidden
+            self._show_unexpected(error, keys)
         return None
 
     def _solve(self, line: str, cell: str) -> Any:
@@ -57,6 +61,12 @@ class SolveMagics(Magics):
             raise ConfigError(f"--out needs a Python name, not {args.out!r}")
         return self.workbench.solve(cell, overrides_from_args(args), args.background, args.out,
                                     args.side_by_side)
+
+    def _show_unexpected(self, error: Exception, keys: list[str]) -> None:
+        """A bug's traceback, as IPython shows one, but from this magic down: IPython's own
+        would start at the cell's line, flags and all, and the key with them."""
+        lines = self.shell.InteractiveTB.structured_traceback(type(error), error, error.__traceback__)
+        self.shell._showtraceback(type(error), redact(str(error), keys), [redact(x, keys) for x in lines])
 
     @line_magic
     def qwq(self, line: str) -> None:

@@ -14,6 +14,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from jupyter_qwq.cli import main as cli_main
 from jupyter_qwq.session import MIME_TYPE, Session
 
 from processes import alive, wait_until
@@ -101,6 +102,77 @@ def test_an_error_after_the_record_exists_is_shown_once_in_the_record(scripted, 
     result = outputs(cell)[0]["data"]
     assert result["text/html"].count("closed the stream mid-reply") == 1
     assert result["text/plain"].count("closed the stream mid-reply") == 1
+
+
+def test_no_api_key_on_screen_or_on_disk(scripted, tmp_path, monkeypatch):
+    """A key typed as a flag or set with %config reaches no output, traceback, record, export or
+    log: the saved notebook holds it only where the user typed it."""
+    key = "sk-never-save-me-4242"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # where logs would go
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    fast, stalled = scripted(code_then_box, api_key=key), scripted(slow, api_key=key)
+    nb = notebook(
+        "%load_ext jupyter_qwq",
+        f"%%solve --endpoint {fast.base_url} --api-key {key} --branches 2 --seed 0\nWhat is 6*7?",
+        f"%%solve --endpoint {stalled.base_url} --api-key={key} --branches 2 --rounds 0\nSlow?",
+        f"%%solve --endpoint http://127.0.0.1:9/v1 --api-key {key}\nWhat is 1+1?",
+        f"%%solve --api-key {key} --branches many\nWhat is 1+1?",
+        f'%config Solve.api_key = "{key}"\nprint("configured")',
+        "%qwq config",
+        f"%%solve --endpoint {fast.base_url} --branches 1 --seed 0\nWhat is 6*7?",
+    )
+    run_interrupting(nb, index=2, after=3.0)  # Jupyter's interrupt, mid-solve
+    assert session_in(nb.cells[1]).answer == "42"  # the flag's key reached the server
+    assert session_in(nb.cells[2]).status.value == "cancelled"
+    assert text_of(nb.cells[2]).startswith("stopped: 2 branches cancelled")
+    assert "Nothing answers" in text_of(nb.cells[3], "stderr")
+    assert "invalid int value" in text_of(nb.cells[4], "stderr")
+    assert "(set)" in text_of(nb.cells[6])
+    assert session_in(nb.cells[7]).answer == "42"  # so did the configured key
+    records = [session_in(cell).to_json() for cell in (nb.cells[1], nb.cells[2], nb.cells[7])]
+    assert not [o for cell in nb.cells for o in outputs(cell) if o["output_type"] == "error"]
+
+    path = tmp_path / "solved.ipynb"
+    nbformat.write(nb, path)
+    exports = []
+    for to, suffix in (("ipynb", ".ipynb"), ("html", ".html"), ("markdown", ".md")):
+        exports.append(tmp_path / f"exported{suffix}")
+        assert cli_main(["export", str(path), "--to", to, "-o", str(exports[-1])]) == 0
+    logs = [f for d in ("state", "cache") for f in (tmp_path / d).rglob("*") if f.is_file()]
+
+    typed = sum(cell.source.count(key) for cell in nb.cells)
+    assert path.read_text().count(key) == typed == 5  # only in the cells' own text
+    leaks = [str(f) for f in [*exports, *logs] if key in f.read_text(errors="replace")]
+    leaks += [f"record {n}" for n, record in enumerate(records) if key in record]
+    assert leaks == []
+    exported = "".join(cell.source for cell in nbformat.read(exports[0], as_version=4).cells)
+    assert '# %config Solve.api_key = "***"' in exported and "--api-key ***" in exported
+
+
+def prints_the_keys(body):
+    _, round_ = branch_and_round(body)
+    if round_ == 1:
+        return Reply("```python\nimport os\n"
+                     "print([os.environ.get(k) for k in ('JUPYTER_QWQ_API_KEY', 'OPENAI_API_KEY')])\n```")
+    return Reply(f"It printed {last_output(body).strip()}, so \\boxed{{1}}.")
+
+
+def test_the_key_from_the_environment_works_and_the_models_code_cannot_read_it(scripted, tmp_path,
+                                                                              monkeypatch):
+    key = "sk-from-the-environment-4242"
+    monkeypatch.setenv("JUPYTER_QWQ_API_KEY", key)  # the notebook's kernel inherits them
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    server = scripted(prints_the_keys, api_key=key)
+    nb = notebook("%load_ext jupyter_qwq",
+                  f"%%solve --endpoint {server.base_url} --branches 1 --seed 0\nKeys?",
+                  f"%%solve --endpoint {server.base_url} --branches 1 --seed 0 --no-sandbox\nKeys?")
+    execute(nb, tmp_path)
+    for cell in nb.cells[1:]:
+        session = session_in(cell)
+        assert session.answer == "1"  # the key reached the server
+        (code,) = [step for step in session.branches[0].steps if step.kind == "code"]
+        assert "".join(o.get("text", "") for o in code.outputs).strip() == "[None, None]", code
+        assert key not in json.dumps(outputs(cell))
 
 
 def test_bad_flags_and_empty_cells_print_a_usage_line_not_a_traceback(tmp_path):
