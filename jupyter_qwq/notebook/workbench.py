@@ -85,7 +85,7 @@ class Workbench:
             context = contextvars.copy_context()
             job = self.loop.submit(run)
             self.jobs.append(job)
-            job.add_done_callback(lambda done: context.run(self._finish_background, done, view, session, shown, out))
+            job.add_done_callback(lambda _done: context.run(self._finish_background, view, session, shown, out))
             return BackgroundSolve(job, session, view)
         interrupted = False
         try:
@@ -94,7 +94,8 @@ class Workbench:
             interrupted = True
         except QwqError:
             pass  # the record holds the error, and its view shows it, once
-        _retire(view)
+        finally:
+            _retire(view)
         if interrupted:
             stopped = sum(b.status is BranchStatus.STOPPED for b in session.branches)
             kept = "`_`" + (f" and `{out}`" if out else "")
@@ -115,8 +116,7 @@ class Workbench:
             self.loop.run(self._solving.__aenter__())
         return self._solving
 
-    def _finish_background(self, job: Job, view: LiveView, session: Session, shown: Any,
-                           out: str | None) -> None:
+    def _finish_background(self, view: LiveView, session: Session, shown: Any, out: str | None) -> None:
         """The live view's output becomes the record, whether the solve ended, stopped or failed
         (the record says which, and keeps what was done)."""
         self._keep(session, out)
