@@ -141,7 +141,7 @@ class BranchRun:
                 if restarted is None:
                     if crash:
                         raise EngineCrashed(crash) from None
-                    raise
+                    raise type(error)(f"{error} Its log: {self.recovery.server.log_path}") from None
                 lost = self.branch.steps.pop()
                 self.branch.rounds -= 1
                 how = crash.split(". ", 1)[0] if crash else f"closed the stream ({type(error).__name__})"

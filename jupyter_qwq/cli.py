@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
@@ -22,6 +23,7 @@ from ._version import __version__
 from .config import make_config
 from .flags import FlagError, build_parser, overrides_from_args
 from .exceptions import ConfigError, QwqError
+from .redaction import keys_in, known_keys, redact
 from .session import Session
 
 USAGE = "usage: jupyter-qwq {solve,eval,export,sandbox,setup} ... | jupyter-qwq --version"
@@ -61,17 +63,18 @@ def _solve_command(argv: list[str], stderr: Console) -> int:
     if "-h" in argv or "--help" in argv:
         parser.print_help()
         return 0
+    keys = known_keys(*keys_in(" ".join(argv)))
     try:
         args = parser.parse_args(argv)
         problem = _read_stdin() if args.problem == "-" else args.problem
         config = make_config(None, **overrides_from_args(args))
     except (FlagError, ConfigError) as error:
-        _say(f"jupyter-qwq solve: error: {error}")
+        _say(f"jupyter-qwq solve: error: {error}", keys)
         return EXIT_USAGE
-    return _run(problem, config, as_json=args.json, stderr=stderr)
+    return _run(problem, config, as_json=args.json, stderr=stderr, keys=[*keys, config.api_key])
 
 
-def _run(problem: str, config: Any, as_json: bool, stderr: Console) -> int:
+def _run(problem: str, config: Any, as_json: bool, stderr: Console, keys: list[str]) -> int:
     from .engines.runtime import stop_servers
     from .solving import Solving
     from .views.terminal import LiveProgress, print_summary
@@ -92,11 +95,11 @@ def _run(problem: str, config: Any, as_json: bool, stderr: Console) -> int:
         _say("jupyter-qwq solve: interrupted; every branch and subkernel was stopped")
         code = EXIT_INTERRUPTED
     except QwqError as error:
-        _say(f"jupyter-qwq solve: error: {error}")
+        _say(f"jupyter-qwq solve: error: {error}", keys)
         code = EXIT_USAGE if isinstance(error, ConfigError) else EXIT_FAILED
     else:
         if session is not None and session.error:
-            _say(f"jupyter-qwq solve: {session.error}")
+            _say(f"jupyter-qwq solve: {session.error}", keys)
     finally:
         if live is not None:
             live.stop()
@@ -217,9 +220,9 @@ def _read_stdin() -> str:
         raise ConfigError("standard input is not UTF-8 text: is it a binary file? Pass the problem as text") from None
 
 
-def _say(message: str) -> None:
-    """Errors go out as plain lines: never wrapped, never a traceback."""
-    print(message, file=sys.stderr, flush=True)
+def _say(message: str, keys: Iterable[str] = ()) -> None:
+    """Errors go out as plain lines: never wrapped, never a traceback, never an API key."""
+    print(redact(message, keys), file=sys.stderr, flush=True)
 
 
 def run() -> None:

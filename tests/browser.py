@@ -213,6 +213,17 @@ def open_notebook_with_kernel(page, name: str, timeout: float = 60.0) -> None:
     )
 
 
+def open_notebook_without_kernel(page, name: str) -> None:
+    """Open notebook `name` as a reader with no kernel would: none is started."""
+    page.evaluate(
+        """name => window.jupyterapp.commands.execute('docmanager:open', {
+            path: name, factory: 'Notebook',
+            kernelPreference: {shouldStart: false, canStart: false, autoStartDefault: false}
+        })""",
+        name,
+    )
+
+
 def kernel_status(page) -> str:
     """The execution status of the current notebook's kernel, as the front-end sees it."""
     return page.evaluate(

@@ -27,6 +27,7 @@ DEFAULT_VLLM_MODEL = "Qwen/QwQ-32B"
 _SERVER_SETTINGS = ("model", "context_size", "threads", "extra_buffer_types", "vllm_command",
                     "vllm_data_parallel", "vllm_cpu_kvcache_gib", "vllm_args")
 _running: dict[tuple, ManagedServer] = {}
+_last_started: list[ManagedServer] = []  # the latest, kept after it stops: its log says why
 
 
 @dataclass
@@ -126,6 +127,7 @@ async def _managed_server(kind: str, config: Solve) -> ManagedServer:
     if server is not None and server.alive:
         return server
     server = new_server(kind, config)
+    _last_started[:] = [server]
     await server.start(timeout=config.server_start_timeout)
     _running[key] = server
     return server
@@ -169,6 +171,11 @@ def default_vllm_model(device: str) -> str:
 
 def running_servers() -> list[ManagedServer]:
     return [s for s in _running.values() if s.alive]
+
+
+def last_server() -> ManagedServer | None:
+    """The server this process started last, running or not (one that died keeps its log)."""
+    return _last_started[0] if _last_started else None
 
 
 def stop_servers() -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .. import _processes
+from ..redaction import KEY_VARIABLES
 from ._support import support as _support
 
 __all__ = ["GiB", "Limits", "MiB", "Sandbox", "ipc_prefix"]
@@ -129,7 +130,7 @@ def _hidden(extra: list[str]) -> list[str]:
 
 def _clean_env(env: dict[str, str]) -> dict[str, str]:
     kept = {k: v for k, v in env.items()
-            if k in SAFE_ENV or k.startswith(SAFE_ENV_PREFIXES)}
+            if (k in SAFE_ENV or k.startswith(SAFE_ENV_PREFIXES)) and k not in KEY_VARIABLES}
     kept.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     return kept
 

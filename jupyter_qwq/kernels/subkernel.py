@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 
 from .. import _processes
 from ..exceptions import KernelError
+from ..redaction import KEY_VARIABLES
 from .execution import MAX_OUTPUT_BYTES, Execution, Outputs
 from .sandbox import Limits
 
@@ -199,9 +200,8 @@ class Subkernel:
         await self._connect()
 
     def _kernel_env(self) -> dict[str, str]:
-        env = {**os.environ, "MPLBACKEND": INLINE_BACKEND, **self.extra_env}
-        env["JPY_PARENT_PID"] = str(os.getpid())
-        return env
+        inherited = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}  # code could print one
+        return {**inherited, "MPLBACKEND": INLINE_BACKEND, **self.extra_env, "JPY_PARENT_PID": str(os.getpid())}
 
     def _remember_process_group(self) -> None:
         """Own the kernel's process group; when it is stopped, its private directory goes too."""

@@ -11,9 +11,10 @@ from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from ..flags import FlagError, build_parser, overrides_from_args
 from ..engines import runtime
 from ..exceptions import ConfigError, QwqError
+from ..flags import build_parser, overrides_from_args
+from ..redaction import keys_in, known_keys, redact
 from .workbench import Workbench
 
 QWQ_USAGE = ("usage: %qwq server start|stop|status|logs [LINES]  |  %qwq config  |  %qwq sandbox  |  "
@@ -38,20 +39,34 @@ class SolveMagics(Magics):
     @cell_magic
     def solve(self, line: str, cell: str) -> Any:
         """%%solve [flags]: solve the problem in the cell body. `%%solve --help` lists the flags."""
-        parser = solve_parser()
+        keys = known_keys(self.workbench.settings.api_key, *keys_in(line))
         try:
-            words = shlex.split(line)
-            if "-h" in words or "--help" in words:
-                parser.print_help()
-                return None
-            args = parser.parse_args(words)
-            if args.out is not None and not args.out.isidentifier():
-                raise ConfigError(f"--out needs a Python name, not {args.out!r}")
-            return self.workbench.solve(cell, overrides_from_args(args), args.background, args.out,
-                                        args.side_by_side)
-        except (FlagError, ConfigError, ValueError) as error:
-            _say(f"%%solve: error: {error}")
+            return self._solve(line, cell)
+        except (QwqError, ValueError) as error:  # before the record exists: one line
+            _say(redact(f"%%solve: error: {error}", keys))
+        except KeyboardInterrupt:
+            _say("%%solve: stopped before the solve began")
+        except Exception as error:  # noqa: BLE001 - a bug: shown, with the key hidden
+            self._show_unexpected(error, keys)
+        return None
+
+    def _solve(self, line: str, cell: str) -> Any:
+        parser = solve_parser()
+        words = shlex.split(line)
+        if "-h" in words or "--help" in words:
+            parser.print_help()
             return None
+        args = parser.parse_args(words)
+        if args.out is not None and not args.out.isidentifier():
+            raise ConfigError(f"--out needs a Python name, not {args.out!r}")
+        return self.workbench.solve(cell, overrides_from_args(args), args.background, args.out,
+                                    args.side_by_side)
+
+    def _show_unexpected(self, error: Exception, keys: list[str]) -> None:
+        """A bug's traceback, as IPython shows one, but from this magic down: IPython's own
+        would start at the cell's line, flags and all, and the key with them."""
+        lines = self.shell.InteractiveTB.structured_traceback(type(error), error, error.__traceback__)
+        self.shell._showtraceback(type(error), redact(str(error), keys), [redact(x, keys) for x in lines])
 
     @line_magic
     def qwq(self, line: str) -> None:
@@ -108,14 +123,21 @@ class SolveMagics(Magics):
         elif action == "status":
             self._status()
         elif action == "logs":
-            lines = int(rest[0]) if rest and rest[0].isdigit() else 40
-            servers = runtime.running_servers()
-            if not servers:
-                print("no managed server is running (%qwq server start starts one)")
-            for server in servers:
-                print(f"== {server.log_path}\n{server.log_tail(lines)}")
+            self._logs(int(rest[0]) if rest and rest[0].isdigit() else 40)
         else:
             _say(QWQ_USAGE)
+
+    def _logs(self, lines: int) -> None:
+        """The running servers' logs; else the last server's, which tells why it stopped."""
+        from ..engines.managed import describe_exit
+
+        last = runtime.last_server()
+        servers = runtime.running_servers() or ([last] if last is not None else [])
+        if not servers:
+            print("no managed server was started in this kernel (%qwq server start starts one)")
+        for server in servers:
+            state = "running" if server.alive else describe_exit(server.exit_status())
+            print(f"== {server.label} server, {state}: {server.log_path}\n{server.log_tail(lines)}")
 
     def _status(self) -> None:
         from ..engines.vllm import visible_gpu_count

@@ -8,27 +8,30 @@ unloaded.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import concurrent.futures
 import contextvars
-import html
-import sys
 from typing import Any
 
-from IPython.display import display
+from IPython.display import clear_output, display
 
 from ..config import Solve, make_config
 from ..engines import runtime
 from ..exceptions import QwqError
 from ..kernels import KernelPool
-from ..session import Session
+from ..session import BranchStatus, Session
 from ..solver import check_problem
 from ..solving import Solving
 from ..views.widgets import LiveView
 from .background import Job, LoopThread
 
 _last_session: Session | None = None
+
+
+def _retire(view: LiveView) -> None:
+    """Close a blocking cell's live view, and clear its output when the next one (the record,
+    or the error line) arrives."""
+    clear_output(wait=True)
+    view.close()
 
 
 def last_session() -> Session | None:
@@ -61,38 +64,42 @@ class Workbench:
 
     def solve(self, problem: str, overrides: dict[str, Any], background: bool, out: str | None,
               side_by_side: bool = False) -> Any:
+        """Solve with the live view; its result is the record (or a handle, in the background).
+
+        The live view lives only while the solve runs: then it is closed and its output gives
+        way to the record (the explorer, or static HTML), so a saved notebook holds no widget
+        that a reload could not find. An error before the record exists is raised (the magic
+        prints it); one after is the record's, shown once in its header.
+        """
         config = self.config_for(overrides)
         problem = check_problem(problem)
         view = LiveView(on_stop=(lambda: job.cancel()) if background else None, side_by_side=side_by_side)
-        display(view.widget)
+        shown = display(view.widget, display_id=True)
         try:  # the engine opens (or starts) here; the record exists from then on
             session = self.loop.run(self.solving.new_session(problem, config))
-        except QwqError as error:
-            view.message.value = html.escape(str(error))
-            print(f"%%solve: error: {error}", file=sys.stderr)
-            return None
+        except BaseException:
+            _retire(view)
+            raise
         run = self.solving.run(session, config, [view])
         if background:
-            slot = display({"text/plain": "solving in the background…"}, raw=True, display_id=True)
             context = contextvars.copy_context()
             job = self.loop.submit(run)
             self.jobs.append(job)
-            job.add_done_callback(lambda done: context.run(self._finish_background, done, view, session, slot, out))
+            job.add_done_callback(lambda _done: context.run(self._finish_background, view, session, shown, out))
             return BackgroundSolve(job, session, view)
+        interrupted = False
         try:
             self.loop.run(run)
         except KeyboardInterrupt:
-            self._keep(session, out)
-            view.finish(session, "interrupted: every stream and subkernel was stopped")
-            display(session)
-            raise
-        except QwqError as error:
-            self._keep(session, out)
-            view.finish(session, str(error))
-            display(session)
-            print(f"%%solve: error: {error}", file=sys.stderr)
-            return None
-        view.finish(session)
+            interrupted = True
+        except QwqError:
+            pass  # the record holds the error, and its view shows it, once
+        finally:
+            _retire(view)
+        if interrupted:
+            stopped = sum(b.status is BranchStatus.STOPPED for b in session.branches)
+            kept = "`_`" + (f" and `{out}`" if out else "")
+            print(f"stopped: {stopped} branches cancelled, partial record in {kept}")
         self._keep(session, out)
         return session
 
@@ -109,18 +116,12 @@ class Workbench:
             self.loop.run(self._solving.__aenter__())
         return self._solving
 
-    def _finish_background(self, job: Job, view: LiveView, session: Session, slot: Any,
-                           out: str | None) -> None:
-        try:
-            job.result(0)
-            note = ""
-        except (asyncio.CancelledError, concurrent.futures.CancelledError):
-            note = "stopped"
-        except BaseException as error:  # failed: keep what was done
-            note = f"error: {error}"
-        view.finish(session, note)
+    def _finish_background(self, view: LiveView, session: Session, shown: Any, out: str | None) -> None:
+        """The live view's output becomes the record, whether the solve ended, stopped or failed
+        (the record says which, and keeps what was done)."""
         self._keep(session, out)
-        slot.update(session)
+        shown.update(session)
+        view.close()
 
     def _keep(self, session: Session | None, out: str | None) -> None:
         global _last_session

@@ -2,6 +2,7 @@
 
     facts.py     what every view shows, worded once
     html.py      static HTML (GitHub, nbviewer, any browser; no script)
+    dollars.py   which dollar signs are math and which are money
     widgets.py   the live view in a notebook (ipywidgets)
     terminal.py  the terminal's live progress and summary (rich)
     export.py    a solved notebook as a clean notebook, HTML or Markdown

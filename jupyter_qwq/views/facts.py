@@ -28,9 +28,17 @@ def status_line(session: Session, elapsed: float) -> str:
 
 
 def summary(session: Session) -> str:
-    """The answer in one line: the record's text/plain form."""
-    return (f"{answer_or_none(session.answer)}  ({session.vote.agreement:.0%} agreement, "
+    """The answer in one line, then the error that ended the solve if one did: the record's
+    text/plain form."""
+    line = (f"{answer_or_none(session.answer)}  ({session.vote.agreement:.0%} agreement, "
             f"{len(session.branches)} branches, {session.status.value})")
+    return f"{line}\n{session.error}" if session.error else line
+
+
+def branch_error(branch: Branch, session: Session) -> str:
+    """The branch's error, or '' when it is the one that ended the solve: the session shows
+    that one, once."""
+    return "" if branch.error == session.error else branch.error
 
 
 def answer_or_none(answer: str | None) -> str:

@@ -12,8 +12,9 @@ import re
 from typing import Any
 
 from ..session import Branch, Session, Step
-from .facts import (CONFIDENCE_HELP, NO_LOGPROBS, answer_or_none, branch_answer, confidence_text,
-                    sampling_text, vote_notes)
+from .dollars import math_and_text, money
+from .facts import (CONFIDENCE_HELP, NO_LOGPROBS, answer_or_none, branch_answer, branch_error,
+                    confidence_text, sampling_text, vote_notes)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _IMAGES = ("image/png", "image/jpeg")
@@ -61,7 +62,7 @@ def _header(session: Session) -> str:
         sampling += f"; {NO_LOGPROBS}"
     return (
         f"<h3>jupyter_qwq · {_e(session.status.value)}</h3>"
-        f"<div class='problem'>{_e(session.problem)}</div>"
+        f"<div class='problem'>{prose(session.problem)}</div>"
         f"<div class='answer'>Answer: {shown}</div>{error}"
         f"<div class='meta'>{_e(engine.kind)} · {_e(engine.model)} · {session.elapsed:.1f} s · "
         f"{session.completion_tokens} tokens · {len(session.branches)} branches · {_e(sampling)}</div>"
@@ -99,9 +100,10 @@ def _branch(branch: Branch, session: Session) -> str:
         f"{branch.completion_tokens} tokens · {branch.elapsed:.1f} s"
         + (f" · <span class='meta' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>" if confidence else "")
     )
-    error = f"<div class='err'>{_e(branch.error)}</div>" if branch.error else ""
+    error = branch_error(branch, session)
+    shown_error = f"<div class='err'>{_e(error)}</div>" if error else ""
     steps = "".join(step_html(step) for step in branch.steps)
-    return f"<details><summary>{summary}</summary>{error}{steps}</details>"
+    return f"<details><summary>{summary}</summary>{shown_error}{steps}</details>"
 
 
 def step_html(step: Step) -> str:
@@ -111,11 +113,17 @@ def step_html(step: Step) -> str:
         return f"{label}<pre><code>{_e(step.code)}</code></pre>{outputs}"
     thinking = (
         f"<details><summary class='meta'>thinking</summary><div class='text thinking'>"
-        f"{_e(step.reasoning)}</div></details>"
+        f"{prose(step.reasoning)}</div></details>"
         if step.reasoning
         else ""
     )
-    return f"{thinking}<div class='text'>{_e(step.text)}</div>"
+    return f"{thinking}<div class='text'>{prose(step.text)}</div>"
+
+
+def prose(text: str) -> str:
+    """Text of the model or the user, escaped: its math left for the viewer's MathJax, its other
+    dollar signs shown as money."""
+    return "".join(_e(piece) if math else money(_e(piece)) for piece, math in math_and_text(text))
 
 
 def output_html(output: dict[str, Any]) -> str:

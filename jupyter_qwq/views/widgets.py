@@ -3,7 +3,7 @@
 It is a function of the Session record, redrawn on solver events: at most a few times a second
 per branch, each redraw batched in `hold_sync`. What it syncs stays small: the tail of each
 branch's text, its latest code block and output; the full transcript stays in the record, which
-is saved as the cell's output when the solve ends. Then the view shrinks to a summary.
+is saved as the cell's output when the solve ends. Then the view is closed.
 """
 
 from __future__ import annotations
@@ -107,18 +107,13 @@ class LiveView:
             self.cards.value = (f"<div style='display:grid;grid-template-columns:{columns};gap:6px;"
                                 f"align-items:start'>{cards}</div>")
 
-    def finish(self, session: Session, note: str = "") -> None:
-        """Shrink to a summary: the full record is the cell's saved output from now on."""
+    def close(self) -> None:
+        """Stop redrawing and close every widget of the view. The solve has ended: the record
+        takes the view's place in the output, and a saved notebook keeps no widget that a
+        reload (with no kernel, or a new one) could not find."""
         self._finished = True
-        self.session = session
-        with self.header.hold_sync(), self.vote.hold_sync(), self.cards.hold_sync():
-            self.header.value = header_html(session, session.elapsed)
-            self.vote.value = vote_html(session)
-            self.message.value = f"<span style='color:{_MUTED}'>{_e(note)}</span>" if note else ""
-            self.cards.value = "".join(summary_card_html(b) for b in session.branches)
-        retired = list(self.controls.children)
-        self.controls.children = []
-        for widget in retired:
+        for widget in (self.header, self.vote, self.layout_toggle, self.show_thinking,
+                       self.stop_button, self.message, self.cards, self.controls, self.widget):
             _close(widget)
 
     def _stop(self) -> None:
@@ -222,11 +217,6 @@ def _code_html(step: Step, number: int) -> str:
         f"<div style='color:{_MUTED}'>code block {number} · {_e(state)}</div>"
         f"<pre style='{_CODE}'>{_e(code)}</pre>{output_block}"
     )
-
-
-def summary_card_html(branch: Branch) -> str:
-    codes = sum(s.kind == "code" for s in branch.steps)
-    return f"<div style='line-height:1.5'>{_card_title(branch)} · {codes} code block(s) · {branch.elapsed:.1f} s</div>"
 
 
 def _tail(text: str, size: int) -> str:

@@ -128,20 +128,6 @@ def _notebook(path: Path, bundle: dict) -> None:
     nbformat.write(nb, path)
 
 
-def _open_without_kernel(page, server, name):
-    page.goto(f"{server.url}/lab?reset", wait_until="domcontentloaded")
-    page.wait_for_function("window.jupyterapp && window.jupyterapp.started", timeout=60_000)
-    page.evaluate("() => window.jupyterapp.started")
-    page.evaluate(
-        """name => window.jupyterapp.commands.execute('docmanager:open', {
-            path: name, factory: 'Notebook',
-            kernelPreference: {shouldStart: false, canStart: false, autoStartDefault: false}
-        })""",
-        name,
-    )
-    page.locator(".jp-QwqExplorer").first.wait_for(timeout=60_000)
-
-
 def _visible_branches(explorer):
     return [
         b.get_attribute("data-branch")
@@ -153,7 +139,7 @@ def _visible_branches(explorer):
 @pytest.mark.browser
 @pytest.mark.timeout(240)
 def test_branch_explorer_in_jupyterlab(tmp_path, session_bundle):
-    from browser import chromium_page, jupyter_lab
+    from browser import chromium_page, jupyter_lab, open_lab, open_notebook_without_kernel
 
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
@@ -162,7 +148,9 @@ def test_branch_explorer_in_jupyterlab(tmp_path, session_bundle):
     ARTIFACTS.mkdir(exist_ok=True)
 
     with jupyter_lab(notebooks, tmp_path / "jhome") as server, chromium_page() as page:
-        _open_without_kernel(page, server, "explorer.ipynb")
+        open_lab(page, server)
+        open_notebook_without_kernel(page, "explorer.ipynb")
+        page.locator(".jp-QwqExplorer").first.wait_for(timeout=60_000)
         explorers = page.locator(".jp-QwqExplorer")
         assert explorers.count() == 2
         explorer = explorers.nth(0)
@@ -254,3 +242,37 @@ def test_branch_explorer_in_jupyterlab(tmp_path, session_bundle):
         print("page errors:", page.errors)
         ours = [e for e in page.errors if "jupyter-qwq" in e[1]]
         assert ours == []
+
+
+HOUSE = "Josh buys a house for $80,000 and then puts in $50,000 in repairs."
+EGGS = "She lays \\[ 3 \\text{ eggs/day} \\times 16 \\] eggs; so $x^2$ is \\(x \\cdot x\\)."
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_exported_markdown_typesets_math_and_keeps_money_as_text(tmp_path):
+    """The exported notebook's markdown, as JupyterLab renders it: MathJax typesets the math,
+    and the dollar amounts read as money."""
+    import nbformat
+    from nbformat.v4 import new_markdown_cell, new_notebook
+
+    from browser import chromium_page, jupyter_lab, open_lab, open_notebook_without_kernel
+    from jupyter_qwq.views.export import safe_markdown
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = new_notebook(cells=[new_markdown_cell(safe_markdown(f"{HOUSE}\n\n{EGGS}"))])
+    nbformat.write(nb, notebooks / "dollars.ipynb")
+    with jupyter_lab(notebooks, tmp_path / "jhome") as server, chromium_page() as page:
+        open_lab(page, server)
+        open_notebook_without_kernel(page, "dollars.ipynb")
+        rendered = page.locator(".jp-MarkdownOutput").first
+        rendered.locator("mjx-container").first.wait_for(timeout=60_000)
+        assert rendered.locator("mjx-container").count() == 3  # the display math, x^2, x·x
+        assert rendered.locator("mjx-container[display='true']").count() == 1
+        text = rendered.inner_text()
+        assert "$80,000 and then puts in $50,000" in text
+        math = " ".join(rendered.locator("mjx-container").all_inner_texts())
+        assert "80,000" not in math and "50,000" not in math
+        ARTIFACTS.mkdir(exist_ok=True)
+        rendered.screenshot(path=ARTIFACTS / "dollars.png")

@@ -7,6 +7,7 @@ import copy
 import json
 import re
 import textwrap
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -207,7 +208,7 @@ def test_safe_markdown_keeps_math_and_code_and_drops_html():
         ```
         $$\\frac{1}{2}<x$$ `a<b`""")
     safe = safe_markdown(text)
-    assert "$a< b$" in safe and "\\(c< d\\)" in safe and "&lt;img" in safe and "x &lt; y" in safe
+    assert "$a< b$" in safe and "$c< d$" in safe and "&lt;img" in safe and "x &lt; y" in safe
     assert '```python\nprint("<b>")\n```' in safe
     assert "$$\\frac{1}{2}< x$$" in safe and "`a< b`" in safe and "!\\[t]" in safe
     assert re.search(r"<[A-Za-z/!?]", safe.replace('print("<b>")', "")) is None
@@ -277,3 +278,63 @@ def test_the_command_line_and_the_magic_export(solved, tmp_path):
     _execute(nb, tmp_path)
     assert f"exported to {markdown}" in _stdout(nb.cells[0].outputs)
     assert "| answer" in markdown.read_text().lower() or "42" in markdown.read_text()
+
+
+# --- dollars: money stays money, display math keeps its backslashes -----------------------------
+
+HOUSE = "Josh buys a house for $80,000 and then puts in $50,000 in repairs. What did he spend?"
+EGGS = "She lays \\[ 3 \\text{ eggs/day} \\times 16 \\] eggs, and he spends $80,000 + $50,000 = \\boxed{130000}."
+EGGS_MATH = "$$ 3 \\text{ eggs/day} \\times 16 $$"
+
+
+class _TextRuns(HTMLParser):
+    """Runs of text between tags: what MathJax scans for delimiters (it pairs none across tags)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[str] = [""]
+
+    def handle_starttag(self, tag, attrs) -> None:
+        self.runs.append("")
+
+    def handle_endtag(self, tag) -> None:
+        self.runs.append("")
+
+    def handle_data(self, data) -> None:
+        self.runs[-1] += data
+
+
+def _text_runs(html: str) -> list[str]:
+    parser = _TextRuns()
+    parser.feed(html)
+    return [run for run in parser.runs if run]
+
+
+def assert_money_is_text(html: str) -> None:
+    """Every amount shows its dollar sign, and no run of text pairs two dollar signs over one."""
+    runs = _text_runs(html)
+    assert "$80,000" in "".join(runs) and "$50,000" in "".join(runs)
+    amounts = [run for run in runs if "80,000" in run or "50,000" in run]
+    assert amounts and not [run for run in amounts if "$" in run.replace("$$", "")], amounts
+
+
+def test_dollar_amounts_stay_money_and_display_math_survives_export(tmp_path):
+    with ScriptedServer(lambda body: Reply(EGGS)) as server:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("%load_ext jupyter_qwq"),
+                    nbformat.v4.new_code_cell(f"%%solve --endpoint {server.base_url} --branches 1 "
+                                              f"--rounds 0\n{HOUSE}")]
+        _execute(nb, tmp_path)
+    path = tmp_path / "house.ipynb"
+    nbformat.write(nb, path)
+    static = next(o["data"]["text/html"] for o in nb.cells[1].outputs if MIME_TYPE in o.get("data", {}))
+    assert_money_is_text(static)  # the record's static HTML, as nbviewer shows it
+    assert "\\[ 3 \\text{ eggs/day} \\times 16 \\]" in static
+
+    exported = nbformat.read(export_file(path, to="ipynb", out=tmp_path / "out.ipynb"), as_version=4)
+    markdown = "\n".join(cell.source for cell in exported.cells if cell.cell_type == "markdown")
+    assert EGGS_MATH in markdown  # markdown would drop the backslash of \[
+    assert "$80,000" not in markdown and "$50,000" not in markdown  # a markdown math parser pairs them
+    html = export_file(path, to="html", out=tmp_path / "out.html").read_text()
+    assert_money_is_text(html)
+    assert EGGS_MATH in "".join(_text_runs(html))

@@ -14,7 +14,7 @@ from ..._version import __version__
 from ...codeblocks import first_complete_block
 from ...exceptions import ConfigError
 from ...session import MIME_TYPE, Branch, Session, Step
-from ..facts import is_fallback, vote_notes
+from ..facts import branch_error, is_fallback, vote_notes
 from .markdown import RERUN_TAG, PY_OPEN, check_mode, clean_output, fenced, inline_code, markdown_cell, math_inline, one_line, output_text, safe_markdown
 
 
@@ -113,8 +113,8 @@ def _branch_cells(session: Session, branch: Branch, chosen: bool, mode: str) -> 
     if mode == "all" and chosen:
         facts.append("**shown as the solution**")
     head = f"### {title}\n\n" + " · ".join(f for f in facts if f)
-    if branch.error:
-        head += f"\n\n> Error: {safe_markdown(one_line(branch.error))}"
+    if error := branch_error(branch, session):
+        head += f"\n\n> Error: {safe_markdown(one_line(error))}"
     cells = [markdown_cell(head, role="branch", branch=branch.index)]
     tainted = False  # a step before was not re-run: later code may miss its state
     steps = branch.steps

@@ -11,6 +11,7 @@ from nbformat import NotebookNode
 
 from ...exceptions import ConfigError
 from ...session import MIME_TYPE
+from ..dollars import MATH, money
 
 FORMATS = {"ipynb": ".ipynb", "html": ".html", "markdown": ".md"}
 BRANCH_MODES = ("winner", "all")
@@ -28,10 +29,8 @@ PY_OPEN = re.compile(r"```[ \t]*(?:python3?|py)[ \t]*\n", re.IGNORECASE)
 
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-# Inline code, display and inline math: left as written (but no tag can start inside them).
-_PROTECTED = re.compile(
-    r"(`+).+?(?<!`)\1(?!`)|\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|\$[^$\n]+?\$", re.S
-)
+# Inline code and math: left as written (but no tag can start inside them).
+_PROTECTED = re.compile(r"(`+).+?(?<!`)\1(?!`)|" + MATH.pattern, re.DOTALL)
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 
 
@@ -72,14 +71,24 @@ def _escape_inline(text: str) -> str:
     pieces, last = [], 0
     for match in _PROTECTED.finditer(text):
         pieces.append(_escape_plain(text[last : match.start()]))
-        pieces.append(_TAG_START.sub("< ", match.group(0)))
+        pieces.append(_TAG_START.sub("< ", _dollar_delimited(match.group(0))))
         last = match.end()
     pieces.append(_escape_plain(text[last:]))
     return "".join(pieces)
 
 
+def _dollar_delimited(math: str) -> str:
+    """\\[…\\] as $$…$$ and \\(…\\) as $…$: markdown reads a backslash before a bracket as an
+    escape and drops it, and the math with it."""
+    if math.startswith("\\["):
+        return f"$${math[2:-2]}$$"
+    if math.startswith("\\("):
+        return f"${math[2:-2].strip()}$"
+    return math
+
+
 def _escape_plain(text: str) -> str:
-    return text.replace("<", "&lt;").replace("![", "!\\[")
+    return money(text.replace("<", "&lt;").replace("![", "!\\["))
 
 
 def math_inline(answer: str) -> str:

@@ -12,6 +12,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from ..._version import __version__
+from ...redaction import hide_key_settings
 from .cells import is_solve_cell, cell_source, export_session, session_of_cell
 from .markdown import RERUN_TAG, QWQ_LINE, check_mode, clean_output, inline_code, markdown_cell, safe_markdown
 
@@ -59,8 +60,7 @@ def export_notebook(nb: NotebookNode, branch: str = "winner", source_name: str =
 
 
 def _unrecorded_solve(cell: dict[str, Any]) -> NotebookNode:
-    source = cell_source(cell)
-    first, _, problem = source.partition("\n")
+    first, _, problem = hide_key_settings(cell_source(cell)).partition("\n")
     return markdown_cell(
         "## Problem\n\n" + safe_markdown(problem.strip()) +
         f"\n\n*Not solved in the saved notebook (`{inline_code(first.strip())}` has no result in its "
@@ -83,7 +83,8 @@ def _kept_cell(cell: dict[str, Any], needs_qwq: re.Pattern[str] | None = None) -
     cell.get("metadata", {}).pop("widgets", None)
     if cell.get("cell_type") != "code":
         return cell
-    source = cell_source(cell)
+    source = hide_key_settings(cell_source(cell))  # the notebook keeps a key typed in it; its export does not
+    cell["source"] = source
     raised = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
     if raised or (needs_qwq is not None and needs_qwq.search(QWQ_LINE.sub("", source))):
         # It raised before, or it uses a solve's result or jupyter_qwq, which a plain kernel
