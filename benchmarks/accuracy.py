@@ -40,17 +40,18 @@ from rich.table import Table
 
 from jupyter_qwq.answers import decided, equivalent, vote
 from jupyter_qwq.config import make_config
-from jupyter_qwq.flags import build_parser, overrides_from_args
 from jupyter_qwq.engines.runtime import stop_servers
 from jupyter_qwq.evaluate import Score, load_scores, read_dataset, run
+from jupyter_qwq.flags import build_parser, overrides_from_args
 from jupyter_qwq.session import Session
 from jupyter_qwq.solving import Solving
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {
-    "gsm8k": DATA / "qwen25math" / "gsm8k" / "test.jsonl",
-    "math500": DATA / "simplerl_reason" / "math500" / "test.jsonl",
+    "gsm8k": Path("qwen25math") / "gsm8k" / "test.jsonl",
+    "math500": Path("simplerl_reason") / "math500" / "test.jsonl",
 }
+
 
 
 def configurations(args: argparse.Namespace) -> dict[str, str]:
@@ -67,8 +68,8 @@ def configurations(args: argparse.Namespace) -> dict[str, str]:
     return {name: known[name] for name in args.configs.split(",")}
 
 
-def problems(dataset: str, count: int, offset: int) -> list:
-    return read_dataset(DATASETS[dataset], limit=offset + count)[offset:] if count else []
+def problems(data: Path, dataset: str, count: int, offset: int) -> list:
+    return read_dataset(data / DATASETS[dataset], limit=offset + count)[offset:] if count else []
 
 
 def solve_config(engine_flags: str, flags: str):
@@ -89,6 +90,8 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--configs", default="greedy,default,majk")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME='FLAGS'")
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="the benchmark data folder (default: ../shared/data beside the repo)")
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/results/accuracy"))
     parser.add_argument("--table-only", action="store_true", help="print the table of what is there")
     args = parser.parse_args()
@@ -107,19 +110,22 @@ async def measure(args: argparse.Namespace, engine_flags: str, configs: dict[str
     """Run every configuration on every dataset, on one engine and one kernel pool."""
     async with Solving(solve_config(engine_flags, "")) as solving:
         for dataset, count in (("gsm8k", args.gsm8k), ("math500", args.math500)):
-            items = problems(dataset, count, args.offset)
+            items = problems(args.data, dataset, count, args.offset)
             for name, flags in configs.items():
                 results = args.workdir / dataset / f"{name}.jsonl"
                 results.parent.mkdir(parents=True, exist_ok=True)
                 started = time.monotonic()
-                await run(items, solve_config(engine_flags, flags), results, args.concurrency,
-                          solving=solving,
-                          report=lambda n, total, item, r, d=dataset, c=name: console.print(
-                              f"{d}/{c} [{n}/{total}] {item.key}: {r.answer} (gold {item.gold}) "
-                              f"{'right' if r.correct else 'wrong'}, {r.tokens} tokens"))
-                wall = args.workdir / dataset / f"{name}.wall"
-                previous = float(wall.read_text()) if wall.exists() else 0.0
-                wall.write_text(f"{previous + time.monotonic() - started:.1f}")
+                try:
+                    await run(items, solve_config(engine_flags, flags), results, args.concurrency,
+                              solving=solving,
+                              report=lambda n, total, item, r, d=dataset, c=name: console.print(
+                                  f"{d}/{c} [{n}/{total}] {item.key}: {r.answer} (gold "
+                                  f"{item.gold}) {'right' if r.correct else 'wrong'}, "
+                                  f"{r.tokens} tokens"))
+                finally:  # a stopped run resumes: its time so far counts
+                    wall = args.workdir / dataset / f"{name}.wall"
+                    previous = float(wall.read_text()) if wall.exists() else 0.0
+                    wall.write_text(f"{previous + time.monotonic() - started:.1f}")
 
 
 def tokens_by(branch, moment: float) -> float:
@@ -172,7 +178,11 @@ def summary_table(args: argparse.Namespace, configs: dict[str, str]) -> Table:
                    "tokens/problem", "s/problem (solve)", "s/problem (wall)"):
         table.add_column(column, justify="right" if column not in ("dataset", "config") else "left")
     for dataset, count in (("gsm8k", args.gsm8k), ("math500", args.math500)):
-        keys = {item.key for item in problems(dataset, count, args.offset)}
+        keys = {item.key for item in problems(args.data, dataset, count, args.offset)}
+        done = {name: {s.key for s in load_scores(args.workdir / dataset / f"{name}.jsonl")}
+                for name in configs}
+        for name in configs:  # side by side: only the problems every configuration has done
+            keys &= done[name] or keys
         rows = {name: [s for s in load_scores(args.workdir / dataset / f"{name}.jsonl") if s.key in keys]
                 for name in configs}
         if rows.get("greedy"):
@@ -184,7 +194,7 @@ def summary_table(args: argparse.Namespace, configs: dict[str, str]) -> Table:
                 continue
             n = len(scores)
             wall = args.workdir / dataset / f"{name}.wall"
-            wall_per = float(wall.read_text()) / n if wall.exists() else float("nan")
+            wall_per = float(wall.read_text()) / len(done[name]) if wall.exists() else float("nan")
             table.add_row(dataset, name, str(n), f"{sum(s.correct for s in scores) / n:.1%}",
                           f"{sum(s.any_correct for s in scores) / n:.1%}",
                           f"{sum(s.answer is None for s in scores) / n:.1%}",

@@ -3,9 +3,13 @@
 For each engine (the embedded llama.cpp, and vLLM's CPU build): start its server (timed), run one
 solve of 8 branches × 2 rounds with every request the pipeline sends captured, then replay the
 same request bodies straight to the server with httpx, streamed, each branch's requests in order
-and the branches concurrently, as the pipeline sent them. Same prompts and seeds, so the server
-writes (nearly) the same tokens: the difference is the pipeline's own cost (subkernels, code,
-voting, bookkeeping). Time to first token is read from the raw streams.
+and the branches concurrently, as the pipeline sent them. Same prompts and seeds, and each request
+capped at the tokens the pipeline took from it (the pipeline leaves a reply as soon as its code
+block closes; uncapped, the raw replay would write on to the stop string), so the server writes
+the same tokens: the difference is the pipeline's own cost (subkernels, code, voting,
+bookkeeping, leaving a stream). The subkernels are started before the clock starts, as a
+notebook's are after its first solve (starting 8 costs about 4 s of CPU on two cores:
+solve_walltime.py). Time to first token is read from the raw streams.
 
 For llama.cpp the raw replay runs twice more, on servers with llama.cpp's extra buffer types
 (weight repacking) on and off, to show what turning them off costs.
@@ -47,6 +51,7 @@ class Run:
     tokens: int
     seconds: float
     first_token: list[float] | None = None  # seconds to the first token of each first round
+    cpu: float = 0.0  # CPU seconds this process spent meanwhile (on a small machine, the engine's loss)
 
     @property
     def rate(self) -> float:
@@ -54,6 +59,8 @@ class Run:
 
 
 async def pipeline(server: ManagedServer, args: argparse.Namespace) -> tuple[Run, list[dict]]:
+    """One solve; the request bodies it sent, each capped at the tokens the pipeline took from it
+    (it leaves a reply as soon as a code block closes), so the raw replay writes the same tokens."""
     bodies: list[dict] = []
 
     async def capture(request: httpx.Request) -> None:
@@ -63,19 +70,30 @@ async def pipeline(server: ManagedServer, args: argparse.Namespace) -> tuple[Run
     async with Solving(endpoint=server.base_url, api_key=server.api_key, model=server.model_name,
                        branches=args.branches, rounds=args.rounds, max_tokens=args.max_tokens,
                        seed=11, early_stop=False) as solving:
-        started = time.monotonic()
         session = await solving.new_session(PROBLEM)
+        await solving.kernels.fill(args.branches)  # warm, as a notebook's are after its first solve
+        await solving.kernels.ready()
+        started, cpu = time.monotonic(), time.process_time()
         solving.engine.client._http.event_hooks["request"].append(capture)  # what it sends
         await solving.run(session)
-        elapsed = time.monotonic() - started
-    return Run("jupyter_qwq pipeline", session.completion_tokens, elapsed), bodies
+        elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
+    taken = {b.seed % 1000: [s.tokens for s in b.steps if s.kind == "text"] for b in session.branches}
+    for seed, branch_bodies in by_seed(bodies).items():
+        for body, tokens in zip(branch_bodies, taken.get(seed, []), strict=False):
+            body["max_tokens"] = max(1, min(body["max_tokens"], tokens))
+    return Run("jupyter_qwq pipeline", session.completion_tokens, elapsed, cpu=cpu), bodies
+
+
+def by_seed(bodies: list[dict]) -> dict[int, list[dict]]:
+    """Each branch's requests, in order (round r of a branch is seeded seed + 1000 r)."""
+    grouped: dict[int, list[dict]] = defaultdict(list)
+    for body in bodies:
+        grouped[int(body["seed"]) % 1000].append(body)
+    return grouped
 
 
 async def raw(server: ManagedServer, bodies: list[dict], label: str) -> Run:
     """Replay the captured requests, streamed: branches concurrently, each branch's in order."""
-    by_branch: dict[int, list[dict]] = defaultdict(list)
-    for body in bodies:
-        by_branch[int(body["seed"]) % 1000].append(body)
     headers = {"Authorization": f"Bearer {server.api_key}"}
     first_tokens: list[float] = []
     async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=1800) as http:
@@ -100,9 +118,10 @@ async def raw(server: ManagedServer, bodies: list[dict], label: str) -> Run:
             counts = [await stream(body, i == 0) for i, body in enumerate(branch_bodies)]
             return sum(counts)
 
-        started = time.monotonic()
-        counts = await asyncio.gather(*(replay(b) for b in by_branch.values()))
-        return Run(label, sum(counts), time.monotonic() - started, first_tokens)
+        started, cpu = time.monotonic(), time.process_time()
+        counts = await asyncio.gather(*(replay(b) for b in by_seed(bodies).values()))
+        return Run(label, sum(counts), time.monotonic() - started, first_tokens,
+                   time.process_time() - cpu)
 
 
 async def timed_start(server: ManagedServer) -> float:
@@ -128,7 +147,7 @@ async def measure(kind: str, args: argparse.Namespace) -> tuple[float, list[Run]
     try:
         start = await timed_start(server)
         pipe, bodies = await pipeline(server, args)
-        runs = [await raw(server, bodies, "raw server, same requests"), pipe]
+        runs = [await raw(server, bodies, "raw server, same requests and tokens"), pipe]
     finally:
         server.stop()
     if kind == "llamacpp":  # what turning weight repacking off costs, on this CPU
@@ -147,13 +166,14 @@ async def measure(kind: str, args: argparse.Namespace) -> tuple[float, list[Run]
 def table(kind: str, start: float, runs: list[Run], args: argparse.Namespace) -> Table:
     result = Table(title=f"{kind}: {args.branches} branches × {args.rounds} rounds, "
                          f"max {args.max_tokens} tokens a branch; server ready in {start:.1f} s")
-    for column in ("path", "tokens", "wall (s)", "tokens/s", "× raw", "first token (s, median)"):
+    for column in ("path", "tokens", "wall (s)", "tokens/s", "× raw", "first token (s, median)",
+                   "client CPU (s)"):
         result.add_column(column, justify="right")
     base = runs[0].rate
     for run in runs:
         ttft = f"{statistics.median(run.first_token):.2f}" if run.first_token else "–"
         result.add_row(run.label, str(run.tokens), f"{run.seconds:.1f}", f"{run.rate:.1f}",
-                       f"{run.rate / base:.2f}", ttft)
+                       f"{run.rate / base:.2f}", ttft, f"{run.cpu:.1f}")
     return result
 
 

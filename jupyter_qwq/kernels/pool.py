@@ -64,6 +64,10 @@ class KernelPool:
         """Prestart kernels until `n` are warm; returns at once."""
         await self.prestart(max(0, n - len(self._warm)))
 
+    async def ready(self) -> None:
+        """Wait until every prestarted kernel has started (KernelError if one cannot)."""
+        await asyncio.gather(*(starting for _, starting in self._warm))
+
     async def release(self, kernel: Subkernel) -> None:
         """Shut a kernel down for good."""
         self._kernels.pop(kernel, None)

@@ -239,6 +239,9 @@ async def test_prestarted_kernel_is_handed_out():
     async with KernelPool() as pool:
         await pool.prestart(1)
         [prestarted] = pool.kernels
+        assert not prestarted.alive  # prestart returns at once; ready() waits for the start
+        await pool.ready()
+        assert prestarted.alive and pool.warm == 1
         acquired = await pool.acquire()
         assert acquired is prestarted and acquired.alive
         assert pool.kernels == (prestarted,)  # no cold start happened
