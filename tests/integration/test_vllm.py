@@ -97,7 +97,8 @@ def test_the_sampling_fields_reach_the_server(solved, options):
     assert {b.seed for b in session.branches} <= seeds
     by_seed = {b.seed: b.sampling for b in session.branches}
     for p in params:
-        sampling = by_seed[int(re.search(r"\bseed=(\d+)", p).group(1))]
+        seed = int(re.search(r"\bseed=(\d+)", p).group(1))
+        sampling = by_seed[seed % 1000]  # round r of a branch is seeded seed + 1000 (r - 1)
         assert "logprobs=20," in p and "'```output'" in p
         if sampling["temperature"] == 0:  # the greedy branch: vLLM drops the other fields
             assert "temperature=0.0," in p

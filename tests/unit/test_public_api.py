@@ -9,7 +9,7 @@ import sys
 import jupyter_qwq
 
 PUBLIC = ["QwqError", "Session", "Solve", "Solving", "Vote", "__version__", "async_solve",
-          "extract_answer", "last_session", "load_ipython_extension", "solve",
+          "export_file", "export_session", "extract_answer", "last_session", "load_ipython_extension", "solve",
           "unload_ipython_extension", "vote"]
 
 
