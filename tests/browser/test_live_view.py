@@ -211,7 +211,8 @@ def test_live_view_streams_then_the_explorer_shows_the_answer(lab):
     branch0.locator("> summary").click()
     # The picture: the tally and one branch opened, small enough for the notebook's viewport.
     explorer.locator('.jp-QwqExplorer-branch[data-branch="1"] > summary').click()
-    assert "print(6 * 7)" in explorer.locator('.jp-QwqExplorer-branch[data-branch="1"]').inner_text()
+    branch1 = explorer.locator('.jp-QwqExplorer-branch[data-branch="1"]')
+    _wait(lambda: "print(6 * 7)" in branch1.inner_text(), 10, "branch 1's code, opened")  # drawn on toggle
     page.mouse.move(0, 0)  # no hover highlight in the picture
     explorer.scroll_into_view_if_needed()
     assert explorer.bounding_box()["height"] < 760, explorer.bounding_box()
