@@ -21,17 +21,18 @@ def equivalent(a: str, b: str) -> bool:
 
     Rule, in order:
     1. Equal after `normalize`, or after also dropping `\\%`, `\\text{}` and letter case
-       ("50\\%" ≡ "50", "\\text{Yes}" ≡ "yes"). A percent sign is dropped, never rescaled:
-       "0.5" is *not* "50\\%", because a vote must not merge 0.5 with an answer of 50.
+       ("50\\%" ≡ "50", "\\text{Yes}" ≡ "yes").
     2. Bracketed lists must have the same kind of brackets: "(1,2)" is not "\\{1,2\\}"
        (Math-Verify reads "(1,2)" as an open interval and would call them equal). A bare
-       list "1, 2" may match a set.
-    3. Math-Verify, in both directions. `verify(gold, target)` is asymmetric on purpose and
-       one direction alone is too loose: `verify(set, tuple)` holds for {1,2} and (2,1). The
-       exceptions, where one direction is enough: both sides are plain expressions (no
-       sets, tuples or relations), or one is an inequality and the other the interval or
-       set it describes ("x > 1" ≡ "(1, \\infty)"), which Math-Verify accepts only with the
-       inequality first.
+       list, "1, 2" or "x=1 \\text{ or } x=2", may match any bracketing.
+    3. Math-Verify, in both directions, on the normalised spellings (units in `\\text{}` and
+       percent signs kept for it to read: "50\\%" ≡ "0.5", "166 \\text{cm}^2" ≡ "166").
+       `verify(gold, target)` is asymmetric on purpose and one direction alone is too loose:
+       `verify(set, tuple)` holds for {1,2} and (2,1). The exceptions, where one direction is
+       enough: both sides are plain expressions (no sets, tuples or relations); one is an
+       inequality and the other the interval or set it describes ("x > 1" ≡ "(1, \\infty)");
+       one is an equation and the other the value of its right side ("|r-s| = 16" ≡ "16",
+       "2+2+2=6" ≡ "6"). Math-Verify accepts the last two only in one direction.
     Answers longer than MAX_SYMBOLIC_CHARS, or with power towers or huge factorials, are
     compared by rule 1 only.
     """
@@ -53,11 +54,13 @@ def _equivalent_normalized(a: str, b: str) -> bool:
         # Math-Verify drops \text{}: "4:30 \text{ p.m.}" would equal "4:30 \text{ a.m.}"
         return False
     shape_a, shape_b = _list_shape(ka), _list_shape(kb)
-    if shape_a and shape_b and shape_a != shape_b and {shape_a, shape_b} != {"bare", "set"}:
+    if "bare" not in (shape_a, shape_b) and shape_a and shape_b and shape_a != shape_b:
         return False
     if _too_costly(ka) or _too_costly(kb):
         return False
-    pa, pb = _parse(ka), _parse(kb)
+    # Math-Verify reads units in \text{} and percent signs itself: it is given the spelling
+    # that still has them ("166 \text{cm}^2" is 166; without \text it would be 166 c m^2).
+    pa, pb = _parse(a), _parse(b)
     if not pa or not pb:
         return False
     forward, backward = _verify(pa, pb), _verify(pb, pa)
@@ -66,7 +69,18 @@ def _equivalent_normalized(a: str, b: str) -> bool:
     if not (forward or backward):
         return False
     kinds = {_kind(pa[0]), _kind(pb[0])}
-    return kinds == {"expr"} or kinds == {"relation", "set"}
+    if kinds == {"expr"} or kinds == {"relation", "set"}:
+        return True
+    # An equation against a value: "|r-s| = 16" is 16. Math-Verify compares the equation's
+    # right side, only with the value first.
+    value_first = forward if _kind(pa[0]) == "expr" else backward
+    return kinds == {"expr", "relation"} and value_first and _is_equation(pa[0], pb[0])
+
+
+def _is_equation(*values: object) -> bool:
+    import sympy
+
+    return any(isinstance(v, sympy.Eq) for v in values)
 
 
 def _comparable(s: str) -> str:
@@ -87,7 +101,11 @@ def _comparable(s: str) -> str:
 def _text_words(s: str) -> list[str]:
     """The letters and digits inside each \\text{} of `s`, lower case: "\\text{ p.m.}" -> "pm"."""
     found = re.findall(r"\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}", s)
-    return sorted(w for w in (re.sub(r"[^a-z0-9]", "", f.lower()) for f in found) if w)
+    words = (re.sub(r"[^a-z0-9]", "", f.lower()) for f in found)
+    return sorted(w for w in words if w and w not in _CONNECTIVES)
+
+
+_CONNECTIVES = {"or", "and"}  # "x=1 \text{ or } x=2" lists answers; the word is no unit
 
 
 def _is_words(s: str) -> bool:

@@ -212,7 +212,7 @@ EQUIVALENCE = [
         True,
     ),
     ("50\\%", "50", True),
-    ("0.5", "50\\%", False),
+    ("0.5", "50\\%", True),  # a percentage is also its value over 100
     ("90^\\circ", "90", True),
     ("5\\text{ cm}", "5", True),
     ("5 cm", "5", True),
