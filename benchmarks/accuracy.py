@@ -143,8 +143,7 @@ def replay_lossless(score: Score) -> Score:
     """What the default solve (lossless early stop) gives on a maj@k run's branches."""
     session = Session.from_dict(score.record)
     with_fallbacks = bool(session.config.get("vote_fallbacks", False))
-    voting = {b.index: b.answer if with_fallbacks or b.answer_source == "boxed" else None
-              for b in session.branches}
+    voting = {b.index: b.voting_answer(with_fallbacks) for b in session.branches}
     order = sorted(session.branches, key=lambda b: b.ended)
     answers: dict[int, str | None] = {}
     stop_at, result = order[-1].ended if order else 0.0, vote({})

@@ -73,6 +73,7 @@ class BranchRun:
         try:
             await self._converse()
             self._settle_answer()
+            await self._check_constraint()
         except asyncio.CancelledError:
             branch.status = BranchStatus.STOPPED  # its unfinished text gives no answer
             raise
@@ -88,7 +89,8 @@ class BranchRun:
             self.emit("branch_finished")
 
     async def _converse(self) -> None:
-        opening = prompts.initial_messages(self.session.problem, self.variant)
+        opening = prompts.initial_messages(self.session.problem, self.variant,
+                                           self.config.answer_constraint().describe())
         history: list[tuple] = []
         rounds_left = self.config.rounds if self.variant.uses_code else 0
         nudged = False
@@ -218,6 +220,13 @@ class BranchRun:
         if found is not None:
             self.branch.answer, self.branch.answer_source = found
         self.branch.status = BranchStatus.ANSWERED if found else BranchStatus.NO_ANSWER
+
+    async def _check_constraint(self) -> None:
+        """Mark an answer that breaks --answer-type/--answer-range: it stays, but does not vote."""
+        constraint = self.config.answer_constraint()
+        if self.branch.answer is not None and constraint.active:
+            # in a thread: reading "\\frac{84}{2}" may import and run SymPy
+            self.branch.answer_outside = await asyncio.to_thread(constraint.violation, self.branch.answer)
 
 
 def _answer_of(steps: list[Step]) -> tuple[str, str] | None:

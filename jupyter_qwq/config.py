@@ -13,6 +13,7 @@ from typing import Any
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
+from .answers.constraint import ANSWER_TYPES, AnswerConstraint, parse_range
 from .exceptions import ConfigError
 
 ENGINES = ("auto", "vllm", "llamacpp", "endpoint")
@@ -199,6 +200,27 @@ class Solve(Configurable):
         Unicode(), help="Host directories a sandboxed subkernel may read (read-only), e.g. data."
     ).tag(config=True)
 
+    # -- what an answer must be (AIMO: an integer from 0 to 99999) ---------------------------
+    answer_type = CaselessStrEnum(
+        ANSWER_TYPES, default_value="any",
+        help="What the answer must be: any, integer or number. Told to the model; an answer of "
+        "another kind stays in the record, marked, but does not vote.",
+    ).tag(config=True)
+    answer_range = Unicode(
+        "",
+        help="Closed range the answer must lie in, LO:HI (e.g. 0:99999; leave a side empty for "
+        "no bound). Told to the model; an answer outside it stays in the record, marked, but "
+        "does not vote. Empty: no range.",
+    ).tag(config=True)
+
+    @validate("answer_range")
+    def _range(self, proposal: Any) -> str:
+        try:
+            parse_range(proposal.value)
+        except ConfigError as error:
+            raise TraitError(str(error)) from None
+        return proposal.value.strip()
+
     @validate("branches", "max_tokens", "vllm_data_parallel")
     def _at_least_one(self, proposal: Any) -> int:
         if proposal.value < 1:
@@ -239,6 +261,10 @@ class Solve(Configurable):
     def options(self) -> dict[str, Any]:
         """The settings to record: every trait but the secret."""
         return {name: getattr(self, name) for name in self.trait_names(config=True) if name != "api_key"}
+
+    def answer_constraint(self) -> AnswerConstraint:
+        """The answer constraint of answer_type and answer_range (inactive by default)."""
+        return AnswerConstraint.from_settings(self.answer_type, self.answer_range)
 
     def kernel_settings(self) -> dict[str, Any]:
         """The settings of the subkernels (KernelPool's and Subkernel's keyword arguments)."""

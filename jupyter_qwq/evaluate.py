@@ -83,8 +83,7 @@ def _gold(value: Any) -> str:
 def score(item: Item, session: Session) -> Score:
     """The vote against gold, and whether any branch's voting answer was gold (pass@k)."""
     with_fallbacks = bool(session.config.get("vote_fallbacks", True))
-    answers = [b.answer for b in session.branches if b.answer is not None
-               and (with_fallbacks or not b.answer_source.startswith("fallback"))]
+    answers = [a for b in session.branches if (a := b.voting_answer(with_fallbacks)) is not None]
     return Score(
         key=item.key,
         gold=item.gold,

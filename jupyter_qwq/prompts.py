@@ -67,8 +67,10 @@ def variant_for(branch: int, rounds: int, mix: str = "mixed", hints: bool = True
     return Variant(name=name, system=system, hint=hint, uses_code=uses_code)
 
 
-def initial_messages(problem: str, variant: Variant) -> list[dict[str, str]]:
-    user = problem.strip() + (f"\n\n{variant.hint}" if variant.hint else "")
+def initial_messages(problem: str, variant: Variant, constraint: str = "") -> list[dict[str, str]]:
+    """The system prompt, then the problem, what its answer must be (e.g. "The answer is an
+    integer from 0 to 99999.") and the variant's hint."""
+    user = problem.strip() + "".join(f"\n\n{extra}" for extra in (constraint, variant.hint) if extra)
     return [{"role": "system", "content": variant.system}, {"role": "user", "content": user}]
 
 

@@ -82,10 +82,18 @@ class Branch:
     error: str = ""
     notes: list[str] = field(default_factory=list)  # what happened to it, e.g. a server restart
     confidence: float | None = None  # mean token confidence; None when the engine gave none
+    answer_outside: str = ""  # why the answer breaks the answer constraint, e.g. "not an integer"
 
     @property
     def elapsed(self) -> float:
         return max(0.0, self.ended - self.started) if self.ended else 0.0
+
+    def voting_answer(self, with_fallbacks: bool) -> str | None:
+        """The answer this branch votes with. A fallback answer (unless `with_fallbacks`) or
+        one outside the answer constraint stays in the record, marked, but does not vote."""
+        if self.answer_outside or (self.answer_source.startswith("fallback") and not with_fallbacks):
+            return None
+        return self.answer
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Branch:

@@ -165,6 +165,8 @@ class Solver:
 def _voting(branch: Branch, with_fallbacks: bool) -> str | None:
     if branch.answer_source.startswith("fallback") and not with_fallbacks:
         return None  # kept in the record and shown, marked, but it does not vote
+    if branch.answer_outside:
+        return None  # breaks --answer-type/--answer-range: likewise kept, marked, not voting
     return branch.answer
 
 

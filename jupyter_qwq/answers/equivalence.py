@@ -155,6 +155,15 @@ def _too_costly(s: str) -> bool:
     return len(s) > MAX_SYMBOLIC_CHARS or bool(_POWER_TOWER.search(s) or _BIG_FACTORIAL.search(s))
 
 
+def parse_value(spelling: str) -> object | None:
+    """The first value Math-Verify reads in a normalised answer; None when there is none, or
+    when reading it could take minutes."""
+    if _too_costly(spelling):
+        return None
+    parsed = _parse(spelling)
+    return parsed[0] if parsed else None
+
+
 @functools.lru_cache(maxsize=16384)
 def _parse(s: str) -> tuple:
     from math_verify import parse  # imported lazily: it pulls in SymPy and ANTLR

@@ -62,10 +62,11 @@ def is_fallback(branch: Branch) -> bool:
 
 
 def branch_answer(branch: Branch) -> str:
-    """The branch's answer as a label: '42', '12 (fallback)', or ''."""
+    """The branch's answer as a label: '42', '12 (fallback)', '100000 (outside 0:99999)', or ''."""
     if branch.answer is None:
         return ""
-    return branch.answer + (" (fallback)" if is_fallback(branch) else "")
+    outside = f" ({branch.answer_outside})" if branch.answer_outside else ""
+    return branch.answer + (" (fallback)" if is_fallback(branch) else "") + outside
 
 
 def sampling_text(session: Session) -> str:
