@@ -7,6 +7,7 @@ import pytest
 
 from jupyter_qwq import Session, async_solve
 from jupyter_qwq.exceptions import ConfigError
+from jupyter_qwq.views.export.cells import export_session
 from jupyter_qwq.views.facts import branch_answer
 
 from scripted_server import Reply, branch_and_round
@@ -40,6 +41,8 @@ async def test_answers_outside_the_constraint_do_not_vote(scripted):
     assert session.branches[0].answer == "100000"
     assert branch_answer(session.branches[0]) == "100000 (outside 0:99999)"
     assert Session.from_dict(session.to_dict()).branches[4].answer_outside == "not an integer"
+    exported = "\n".join(cell.source for cell in export_session(session, branch="all"))
+    assert "(does not vote: outside 0:99999)" in exported
     # Every branch was told what the answer must be; the unconstrained solve told none.
     told = [s.body["messages"][-1]["content"] for s in server.streams]
     constrained_requests = told[len(ANSWERS):]

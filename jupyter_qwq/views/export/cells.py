@@ -136,7 +136,8 @@ def _status_text(branch: Branch) -> str:
     if branch.answer is None:
         return status
     source = " (fallback: no \\boxed answer)" if is_fallback(branch) else ""
-    return f"{status}: ${math_inline(branch.answer)}${source}"
+    outside = f" (does not vote: {branch.answer_outside})" if branch.answer_outside else ""
+    return f"{status}: ${math_inline(branch.answer)}${source}{outside}"
 
 
 def _text_step_markdown(step: Step, following: Step | None) -> str:
