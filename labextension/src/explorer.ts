@@ -226,6 +226,11 @@ function branchView(branch: IBranch): HTMLDetailsElement {
       marker.title = `Not boxed: extracted by ${branch.answerSource}`;
       answer.appendChild(marker);
     }
+    if (branch.answerOutside) {
+      const marker = el('span', cls('fallback'), branch.answerOutside);
+      marker.title = 'Does not vote: outside --answer-type/--answer-range';
+      answer.appendChild(marker);
+    }
   } else {
     answer.appendChild(el('span', cls('noAnswer'), 'no answer'));
   }

@@ -40,6 +40,7 @@ export interface IBranch {
   status: string;
   answer: string | null;
   answerSource: string;
+  answerOutside: string; // why the answer breaks --answer-type/--answer-range; then it does not vote
   steps: IStep[];
   completionTokens: number;
   elapsed: number;
@@ -126,6 +127,7 @@ function readBranch(raw: unknown, position: number): IBranch {
     status: str(b.status) || 'pending',
     answer: optionalStr(b.answer),
     answerSource: str(b.answer_source),
+    answerOutside: str(b.answer_outside),
     steps: list(b.steps).map(readStep),
     completionTokens: num(b.completion_tokens),
     elapsed: ended ? Math.max(0, ended - started) : 0,

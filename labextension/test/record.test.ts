@@ -48,7 +48,8 @@ function record(): Record<string, unknown> {
         error: '',
         confidence: 12.5
       },
-      { index: 1, prompt: 'cot', status: 'no_answer', answer: null, steps: [], completion_tokens: 80 }
+      { index: 1, prompt: 'cot', status: 'no_answer', answer: null, steps: [], completion_tokens: 80 },
+      { index: 2, prompt: 'tir', status: 'answered', answer: '100000', answer_outside: 'outside 0:99999' }
     ],
     vote: {
       answer: '42',
@@ -89,6 +90,7 @@ test('branches read with their steps, outputs, tokens, time and confidence', () 
   assert.equal(first.status, 'answered');
   assert.equal(first.answer, '42');
   assert.equal(first.answerSource, 'boxed');
+  assert.equal(first.answerOutside, '');
   assert.equal(first.completionTokens, 120);
   assert.equal(first.elapsed, 2.5);
   assert.equal(first.confidence, 12.5);
@@ -104,6 +106,12 @@ test('branches read with their steps, outputs, tokens, time and confidence', () 
   assert.equal(second.status, 'no_answer');
   assert.equal(second.confidence, null);
   assert.deepEqual(second.steps, []);
+});
+
+test('an answer outside the answer constraint reads with why it does not vote', () => {
+  const outside = readSession(record()).branches[2];
+  assert.equal(outside.answer, '100000');
+  assert.equal(outside.answerOutside, 'outside 0:99999');
 });
 
 test('confidences decode from base64 little-endian uint16 hundredths', () => {

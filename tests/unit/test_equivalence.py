@@ -44,6 +44,7 @@ CLASSES = {
     "functions written two ways": [
         ("f(x)=x, f(x)=2-x", "f(x)=x \\text{ or } f(x)=2-x", True),
         ("f(x)=x, f(x)=2-x", "f(x)=2-x \\text{ or } f(x)=x", True),
+        ("f(x)=x or f(x)=2-x", "f(x)=x, f(x)=2-x", True),
         ("x=1 \\text{ or } x=2", "1, 2", True),
         ("f(x)=x, f(x)=2-x", "f(x)=x", False),
         ("f(x)=x, f(x)=2-x", "f(x)=x \\text{ or } f(x)=2+x", False),
