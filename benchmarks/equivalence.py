@@ -153,7 +153,7 @@ def math_verify_alone(gold: str, answer: str) -> bool:
 
     try:
         return bool(verify(parse(f"${gold}$"), parse(f"${answer}$")))
-    except Exception:
+    except Exception:  # Math-Verify raises on some malformed LaTeX: that answer is not equal
         return False
 
 
