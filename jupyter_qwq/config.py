@@ -131,6 +131,11 @@ class Solve(Configurable):
     warm_kernels = Int(
         4, help="Subkernels a notebook keeps started between solves, so the next one need not wait."
     ).tag(config=True)
+    max_kernels = Int(
+        0, help="Most subkernels alive at once (0: no cap). A branch that would start one more "
+        "waits until another branch's kernel is released; it caps `jupyter-qwq eval "
+        "--concurrency P`, whose P problems share one pool."
+    ).tag(config=True)
     context_size = Int(
         0,
         help="Context window in tokens: llama.cpp's n_ctx (0 means 8192), vLLM's --max-model-len "
@@ -211,7 +216,7 @@ class Solve(Configurable):
             raise TraitError(f"top_logprobs must be between 0 and 20 (what servers allow), not {proposal.value}")
         return proposal.value
 
-    @validate("rounds", "top_k", "output_limit", "warm_kernels", "context_size", "threads",
+    @validate("rounds", "top_k", "output_limit", "warm_kernels", "max_kernels", "context_size", "threads",
               "memory_limit", "cpu_limit", "max_processes", "max_file_size", "kernel_output_limit")
     def _not_negative(self, proposal: Any) -> int:
         if proposal.value is not None and proposal.value < 0:
