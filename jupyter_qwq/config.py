@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, Union, default, validate
 from traitlets.config import Configurable
 
 from .exceptions import ConfigError
@@ -41,8 +41,11 @@ class Solve(Configurable):
         "GPUs, the embedded model converted by `jupyter-qwq setup vllm-cpu` on the CPU); "
         "endpoint: the model name (default: the first one the server lists).",
     ).tag(config=True)
-    endpoint = Unicode(
-        "", help="Base URL of an OpenAI-compatible server, e.g. http://host:8000/v1."
+    endpoint = Union(
+        [List(Unicode()), Unicode()], default_value="",
+        help="Base URL of an OpenAI-compatible server, e.g. http://host:8000/v1. Several (the flag "
+        "repeated, or a list) serve one model together: each request goes to the least loaded, and "
+        "one that stops answering is rested while the others take its requests.",
     ).tag(config=True)
     api_key = Unicode(
         help="API key for --endpoint. Unset: $JUPYTER_QWQ_API_KEY, else $OPENAI_API_KEY. Never "
@@ -244,6 +247,12 @@ class Solve(Configurable):
     def options(self) -> dict[str, Any]:
         """The settings to record: every trait but the secret."""
         return {name: getattr(self, name) for name in self.trait_names(config=True) if name != "api_key"}
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoint URLs given (a string may hold several, separated by spaces or commas)."""
+        given = [self.endpoint] if isinstance(self.endpoint, str) else self.endpoint
+        return [url for text in given for url in text.replace(",", " ").split()]
 
     def kernel_settings(self) -> dict[str, Any]:
         """The settings of the subkernels (KernelPool's and Subkernel's keyword arguments)."""

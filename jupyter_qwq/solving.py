@@ -80,10 +80,8 @@ class Solving:
         engine = self.engine
         assert engine is not None and self.kernels is not None, "use `async with Solving(...)`"
         await self._match_kernels(config)
-        recovery = None
-        if engine.server is not None:  # one restart per solve, if the server dies under it
-            recovery = Recovery(engine.server, engine.client, config.server_start_timeout)
-        solver = Solver(session, config, engine.client, self.kernels, listeners, recovery)
+        solver = Solver(session, config, engine.client, self.kernels, listeners,
+                        engine.recovery(config.server_start_timeout))
         try:
             return await solver.run()
         finally:
