@@ -12,7 +12,7 @@ from .answers import extract_answer
 from .codeblocks import first_complete_block
 from .confidence import Trace
 from .engines.client import Sampling, Usage
-from .exceptions import ContinuationRefused, EngineCrashed, EngineDied, EngineUnreachable
+from .exceptions import ContinuationRefused, EngineDied, EngineUnreachable
 from .session import Branch, BranchStatus, Step
 
 if TYPE_CHECKING:
@@ -141,15 +141,13 @@ class BranchRun:
                 restarted = await self.recovery(generation)
                 crash = self.recovery.crash
                 if restarted is None:
-                    if crash:
-                        raise EngineCrashed(crash) from None
-                    raise type(error)(f"{error} Its log: {self.recovery.server.log_path}") from None
+                    raise self.recovery.failure(error) from None
                 lost = self.branch.steps.pop()
                 self.branch.rounds -= 1
                 how = crash.split(". ", 1)[0] if crash else f"closed the stream ({type(error).__name__})"
                 self.branch.notes.append(
                     f"at {self.now():.1f} s, mid-reply: {how} ({len(lost.text)} characters lost); "
-                    f"it was restarted (generation {restarted}) and the round was retried"
+                    f"{self.recovery.retried(restarted)}"
                 )
 
     async def _stream_reply(self, messages: list[dict[str, str]], budget: int, may_run_code: bool,
@@ -176,6 +174,7 @@ class BranchRun:
                         step.text = step.text[: block.end]
                         break  # leaving closes the stream: the server stops writing
         step.tokens = usage.completion_tokens
+        step.engine = usage.served_by
         step.duration = self.now() - step.started
         self.branch.completion_tokens = counted + usage.completion_tokens
         self.branch.prompt_tokens += usage.prompt_tokens

@@ -126,6 +126,15 @@ def _eval_command(argv: list[str]) -> int:
     parser.add_argument("--results", type=Path,
                         help="where each problem's score and record go, as JSONL (default: DATA.results.jsonl); "
                              "problems already there are skipped, so a stopped run resumes")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="seconds for the whole run, shared out as it goes: a problem gets "
+                             "clamp(time left - LOW x problems left per lane, LOW, HIGH) and, when that runs "
+                             "out, the vote so far; problems not started in time are left for the next run")
+    parser.add_argument("--problem-time", metavar="LOW:HIGH",
+                        help="a problem's share of --time-budget lies between these seconds "
+                             "(default: an even share, and 3 even shares)")
+    parser.add_argument("--plot", type=Path,
+                        help="where the PNG of accuracy against tokens goes (default: RESULTS.png)")
     if "-h" in argv or "--help" in argv:
         parser.print_help()
         return 0
@@ -134,6 +143,7 @@ def _eval_command(argv: list[str]) -> int:
         config = make_config(None, **overrides_from_args(args))
         from .evaluate import read_dataset
 
+        budget = _time_budget(args.time_budget, args.problem_time)
         items = read_dataset(args.dataset, args.problem_field, args.answer_field, args.limit)
     except (FlagError, ConfigError) as error:
         _say(f"jupyter-qwq eval: error: {error}")
@@ -142,7 +152,23 @@ def _eval_command(argv: list[str]) -> int:
     if args.concurrency < 1:
         _say("jupyter-qwq eval: error: --concurrency must be at least 1")
         return EXIT_USAGE
-    return _run_eval(items, config, results, args.concurrency)
+    return _run_eval(items, config, results, args.concurrency, budget, args.plot or results.with_suffix(".png"))
+
+
+def _time_budget(seconds: float | None, problem_time: str | None) -> Any:
+    from .evaluate import TimeBudget
+
+    if seconds is None:
+        if problem_time:
+            raise ConfigError("--problem-time shares out a --time-budget: give --time-budget SECONDS too")
+        return None
+    low = high = None
+    if problem_time:
+        try:
+            low, high = (float(part) for part in problem_time.split(":"))
+        except ValueError:
+            raise ConfigError(f"--problem-time takes LOW:HIGH in seconds, e.g. 60:300, not {problem_time!r}") from None
+    return TimeBudget(seconds, low, high)
 
 
 def _export_command(argv: list[str]) -> int:
@@ -161,14 +187,21 @@ def _export_command(argv: list[str]) -> int:
     return 0
 
 
-def _run_eval(items: list, config: Any, results: Any, concurrency: int = 1) -> int:
+def _run_eval(items: list, config: Any, results: Any, concurrency: int = 1, budget: Any = None,
+              plot: Any = None) -> int:
     from .engines.runtime import stop_servers
     from .evaluate import load_scores
     from .views.terminal import print_eval_summary
 
     code = 0
+    keys = {item.key for item in items}
+    earlier = [s for s in load_scores(results) if s.key in keys]
     try:
-        asyncio.run(_evaluate(items, config, results, concurrency))
+        unstarted = asyncio.run(_evaluate(items, config, results, concurrency, budget, earlier))
+        if unstarted:
+            count = f"{len(unstarted)} problem{'s' if len(unstarted) != 1 else ''}"
+            _say(f"jupyter-qwq eval: the time budget ran out before {count} started "
+                 f"(the first: {unstarted[0].key}); run again to solve them")
     except KeyboardInterrupt:
         _say(f"jupyter-qwq eval: interrupted; the problems solved so far are in {results} (run again to resume)")
         code = EXIT_INTERRUPTED
@@ -177,22 +210,34 @@ def _run_eval(items: list, config: Any, results: Any, concurrency: int = 1) -> i
         code = EXIT_FAILED
     finally:
         stop_servers()
-    keys = {item.key for item in items}
-    print_eval_summary(Console(highlight=False), [s for s in load_scores(results) if s.key in keys], results)
+    scores = [s for s in load_scores(results) if s.key in keys]
+    print_eval_summary(Console(highlight=False), scores, results)
+    if scores and plot is not None:
+        _save_plot(scores, plot, f"{results} ({len(scores)} problems, {config.branches} branches each)")
     return code
 
 
-async def _evaluate(items: list, config: Any, results: Any, concurrency: int) -> None:
-    from .evaluate import run
+def _save_plot(scores: list, path: Any, title: str) -> None:
+    from .views.plot import save_accuracy_plot
 
-    console = Console(stderr=True, highlight=False)
+    try:
+        save_accuracy_plot(scores, path, title)
+    except ImportError:
+        _say("jupyter-qwq eval: no plot: matplotlib is not installed (pip install matplotlib)")
+    except OSError as error:
+        _say(f"jupyter-qwq eval: could not write the plot to {path}: {error.strerror or error}")
+    else:
+        print(f"plot: {path}")
 
-    def report(number: int, total: int, item: Any, result: Any) -> None:
-        mark = "right" if result.correct else "wrong"
-        console.print(f"[{number}/{total}] {item.key}: {result.answer} (gold {item.gold}) {mark}, "
-                      f"{result.tokens} tokens, {result.elapsed:.1f} s")
 
-    await run(items, config, results, concurrency, report=report)
+async def _evaluate(items: list, config: Any, results: Any, concurrency: int, budget: Any,
+                    earlier: list) -> list:
+    from .evaluate import pending, run
+    from .views.progress import EvalProgress
+
+    todo = len(list(pending(items, results)))
+    with EvalProgress(Console(stderr=True, highlight=False), todo, earlier) as progress:
+        return await run(items, config, results, concurrency, report=progress.report, budget=budget)
 
 
 def _setup_command(argv: list[str]) -> int:

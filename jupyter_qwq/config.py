@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, Union, default, validate
 from traitlets.config import Configurable
 
 from .answers.constraint import ANSWER_TYPES, AnswerConstraint, parse_range
@@ -42,8 +42,11 @@ class Solve(Configurable):
         "GPUs, the embedded model converted by `jupyter-qwq setup vllm-cpu` on the CPU); "
         "endpoint: the model name (default: the first one the server lists).",
     ).tag(config=True)
-    endpoint = Unicode(
-        "", help="Base URL of an OpenAI-compatible server, e.g. http://host:8000/v1."
+    endpoint = Union(
+        [List(Unicode()), Unicode()], default_value="",
+        help="Base URL of an OpenAI-compatible server, e.g. http://host:8000/v1. Several (the flag "
+        "repeated, or a list) serve one model together: each request goes to the least loaded, and "
+        "one that stops answering is rested while the others take its requests.",
     ).tag(config=True)
     api_key = Unicode(
         help="API key for --endpoint. Unset: $JUPYTER_QWQ_API_KEY, else $OPENAI_API_KEY. Never "
@@ -131,6 +134,11 @@ class Solve(Configurable):
     ).tag(config=True)
     warm_kernels = Int(
         4, help="Subkernels a notebook keeps started between solves, so the next one need not wait."
+    ).tag(config=True)
+    max_kernels = Int(
+        0, help="Most subkernels alive at once (0: no cap). A branch that would start one more "
+        "waits until another branch's kernel is released; it caps `jupyter-qwq eval "
+        "--concurrency P`, whose P problems share one pool."
     ).tag(config=True)
     context_size = Int(
         0,
@@ -233,7 +241,7 @@ class Solve(Configurable):
             raise TraitError(f"top_logprobs must be between 0 and 20 (what servers allow), not {proposal.value}")
         return proposal.value
 
-    @validate("rounds", "top_k", "output_limit", "warm_kernels", "context_size", "threads",
+    @validate("rounds", "top_k", "output_limit", "warm_kernels", "max_kernels", "context_size", "threads",
               "memory_limit", "cpu_limit", "max_processes", "max_file_size", "kernel_output_limit")
     def _not_negative(self, proposal: Any) -> int:
         if proposal.value is not None and proposal.value < 0:
@@ -265,6 +273,12 @@ class Solve(Configurable):
     def answer_constraint(self) -> AnswerConstraint:
         """The answer constraint of answer_type and answer_range (inactive by default)."""
         return AnswerConstraint.from_settings(self.answer_type, self.answer_range)
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoint URLs given (a string may hold several, separated by spaces or commas)."""
+        given = [self.endpoint] if isinstance(self.endpoint, str) else self.endpoint
+        return [url for text in given for url in text.replace(",", " ").split()]
 
     def kernel_settings(self) -> dict[str, Any]:
         """The settings of the subkernels (KernelPool's and Subkernel's keyword arguments)."""

@@ -3,18 +3,25 @@
 Each line of the results file is one problem: its gold answer, whether the vote and any branch
 were right, and the whole Session record. Problems already in the results file are skipped, so
 an interrupted evaluation resumes where it stopped.
+
+A time budget for the whole run is shared out as it goes, by AIMO-3's rule (TimeBudget): a
+problem that runs out of its share is answered with the vote so far (status "timed_out"), and
+problems not started when the budget is spent are left for the next run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .answers import equivalent
+from .config import make_config
 from .exceptions import ConfigError
 from .session import Session
 from .solving import Solving
@@ -129,6 +136,45 @@ def pending(items: list[Item], results: Path) -> Iterator[Item]:
     return (item for item in items if item.key not in finished)
 
 
+@dataclass
+class TimeBudget:
+    """Seconds for a whole run, shared out as it goes (AIMO-3's rule, for P problems at once).
+
+    A problem starting now may take clamp(time_left − reserve × ⌈after / P⌉, low, high) seconds,
+    never more than time_left: `after` problems still wait to start behind it, and each of the P
+    lanes keeps `reserve` seconds for each of its own. With nothing given, reserve = low = an even
+    share (seconds × P / problems) and high = 3 even shares; AIMO-3 used 300, 300 and 900 s.
+    """
+
+    seconds: float
+    low: float | None = None
+    high: float | None = None
+    reserve: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.seconds <= 0:
+            raise ConfigError(f"the time budget must be more than 0 seconds, not {self.seconds:g}")
+        if self.low is not None and self.high is not None and not 0 < self.low <= self.high:
+            raise ConfigError(f"a problem's time must be LOW:HIGH with 0 < LOW <= HIGH, not "
+                              f"{self.low:g}:{self.high:g}")
+        self.started = time.monotonic()
+
+    def time_left(self) -> float:
+        return self.seconds - (time.monotonic() - self.started)
+
+    def share(self, problems: int, after: int, concurrency: int) -> float | None:
+        """Seconds for the problem starting now, or None once the budget is spent."""
+        left = self.time_left()
+        if left < 1.0:
+            return None
+        even = self.seconds * concurrency / max(problems, 1)
+        low = self.low if self.low is not None else even
+        high = self.high if self.high is not None else 3 * even
+        reserve = self.reserve if self.reserve is not None else low
+        wanted = left - reserve * math.ceil(after / concurrency)
+        return min(max(wanted, low), high, left)
+
+
 def summary(scores: list[Score]) -> dict[str, float]:
     count = len(scores)
     if not count:
@@ -138,6 +184,7 @@ def summary(scores: list[Score]) -> dict[str, float]:
         "accuracy (vote)": sum(s.correct for s in scores) / count,
         "pass@k (any branch)": sum(s.any_correct for s in scores) / count,
         "no answer": sum(s.answer is None for s in scores) / count,
+        "out of time": sum(s.status == "timed_out" for s in scores) / count,
         "mean tokens": sum(s.tokens for s in scores) / count,
         "mean seconds": sum(s.elapsed for s in scores) / count,
     }
@@ -145,26 +192,38 @@ def summary(scores: list[Score]) -> dict[str, float]:
 
 async def run(items: list[Item], config: Any, results: Path, concurrency: int = 1,
               solving: Solving | None = None,
-              report: Callable[[int, int, Item, Score], None] | None = None) -> None:
+              report: Callable[[int, int, Item, Score], None] | None = None,
+              budget: TimeBudget | None = None) -> list[Item]:
     """Solve the problems not yet in `results`, `concurrency` at a time, appending each score.
 
     The problems share one engine and one kernel pool (`solving`, or one opened here), so an
     engine that batches (vLLM) serves all their branches at once. The first error stops the
-    run; what was solved is already in `results`.
+    run; what was solved is already in `results`. With a `budget`, each problem's time limit
+    is its share (never above the solve's own); the problems it left unstarted come back.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
     if solving is None:
         async with Solving(config) as own:
-            return await run(items, config, results, concurrency, own, report)
+            return await run(items, config, results, concurrency, own, report, budget)
     todo = list(pending(items, results))
     gate = asyncio.Semaphore(concurrency)
-    finished = 0
+    finished = started = 0
+    unstarted: list[Item] = []
 
     async def solve_one(item: Item) -> None:
-        nonlocal finished
+        nonlocal finished, started
         async with gate:
-            session = await solving.run(await solving.new_session(item.problem, config), config)
+            chosen = config
+            if budget is not None:
+                share = budget.share(len(todo), len(todo) - started - 1, concurrency)
+                if share is None:
+                    unstarted.append(item)
+                    return
+                if not config.time_limit or share < config.time_limit:
+                    chosen = make_config(config, time_limit=share)
+            started += 1
+            session = await solving.run(await solving.new_session(item.problem, chosen), chosen)
         result = score(item, session)
         append_score(results, result)
         finished += 1
@@ -178,3 +237,4 @@ async def run(items: list[Item], config: Any, results: Path, concurrency: int = 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    return unstarted

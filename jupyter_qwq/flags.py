@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, List
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, Union
 
 from .config import Solve
 from .exceptions import ConfigError
@@ -42,6 +42,8 @@ def build_parser(prog: str = "jupyter-qwq solve", with_problem: bool = True) -> 
             options["choices"] = list(trait.values)
         elif isinstance(trait, List):
             options.update(action="append", metavar="DIR")
+        elif isinstance(trait, Union):  # a value, or a list of them: the flag may be repeated
+            options.update(action="append", metavar=name.upper())
         else:
             options.update(type=_type_of(trait), metavar=name.upper())
         parser.add_argument(*names, **options)

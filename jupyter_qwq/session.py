@@ -55,6 +55,7 @@ class Step:
     feedback: str = ""  # for code: exactly what was sent back to the model
     confidence: str = ""  # for text: each token's confidence, encoded (see confidence.py)
     tokens: int = 0
+    engine: str = ""  # for text: the endpoint that wrote it, when several serve the solve
     started: float = 0.0  # seconds since the solve started
     duration: float = 0.0
 
@@ -130,6 +131,7 @@ class EngineInfo:
     kind: str = ""  # llamacpp | vllm | endpoint
     model: str = ""
     endpoint: str = ""  # base URL; never an API key
+    endpoints: list[str] = field(default_factory=list)  # all of them, when several served the solve
     logprobs: bool | None = None  # True: it sent log-probabilities; False: asked, none came
 
     @classmethod

@@ -45,7 +45,7 @@ class Solving:
 
     async def __aenter__(self) -> Solving:
         if self.kernels is None:
-            self.kernels = KernelPool(**self.config.kernel_settings())
+            self.kernels = KernelPool(self.config.max_kernels, **self.config.kernel_settings())
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -80,10 +80,8 @@ class Solving:
         engine = self.engine
         assert engine is not None and self.kernels is not None, "use `async with Solving(...)`"
         await self._match_kernels(config)
-        recovery = None
-        if engine.server is not None:  # one restart per solve, if the server dies under it
-            recovery = Recovery(engine.server, engine.client, config.server_start_timeout)
-        solver = Solver(session, config, engine.client, self.kernels, listeners, recovery)
+        solver = Solver(session, config, engine.client, self.kernels, listeners,
+                        engine.recovery(config.server_start_timeout))
         try:
             return await solver.run()
         finally:
@@ -100,8 +98,8 @@ class Solving:
         """A pool made here follows the solve's subkernel settings (a new pool if they changed)."""
         if not self._own_kernels or self.kernels is None:
             return
-        if self.kernels.settings != config.kernel_settings():
-            old, self.kernels = self.kernels, KernelPool(**config.kernel_settings())
+        if (self.kernels.settings, self.kernels.limit) != (config.kernel_settings(), config.max_kernels):
+            old, self.kernels = self.kernels, KernelPool(config.max_kernels, **config.kernel_settings())
             await old.shutdown()
 
     async def _open_engine(self, config: Solve) -> None:

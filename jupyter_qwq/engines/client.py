@@ -67,6 +67,7 @@ class Delta:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    served_by: str = ""  # the endpoint that took the request (set by an EngineFleet)
 
 
 class ThinkSplitter:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..exceptions import ConfigError, QwqError
+from ..exceptions import ConfigError, EngineCrashed, QwqError
 from ..session import EngineInfo
 from .client import EngineClient
+from .fleet import EngineFleet, FleetRecovery
 
 if TYPE_CHECKING:
     from ..config import Solve
@@ -32,9 +33,18 @@ _last_started: list[ManagedServer] = []  # the latest, kept after it stops: its 
 
 @dataclass
 class Engine:
-    client: EngineClient
+    client: EngineClient | EngineFleet
     info: EngineInfo
     server: ManagedServer | None = None
+
+    def recovery(self, timeout: float) -> Recovery | FleetRecovery | None:
+        """What retries a round lost with the engine: a managed server is restarted once per solve;
+        several endpoints send it to another; a lone endpoint is not retried."""
+        if self.server is not None:
+            return Recovery(self.server, self.client, timeout)
+        if isinstance(self.client, EngineFleet):
+            return FleetRecovery(self.client)
+        return None
 
 
 class Recovery:
@@ -44,7 +54,7 @@ class Recovery:
     others wait for that same restart. A second death ends the solve.
     """
 
-    def __init__(self, server: ManagedServer, client: EngineClient, timeout: float,
+    def __init__(self, server: ManagedServer, client: EngineClient | EngineFleet, timeout: float,
                  restarts: int = 1) -> None:
         self.server = server
         self.client = client
@@ -79,14 +89,23 @@ class Recovery:
     def generation(self) -> int:
         return self._generation
 
+    def retried(self, generation: int) -> str:
+        return f"it was restarted (generation {generation}) and the round was retried"
+
+    def failure(self, error: QwqError) -> QwqError:
+        """The error that ends the solve once the server cannot be brought back."""
+        if self.crash:
+            return EngineCrashed(self.crash)
+        return type(error)(f"{error} Its log: {self.server.log_path}")
+
 
 def choose_kind(config: Solve) -> str:
     """auto → an endpoint when one is given, vLLM where it can run, else llama.cpp."""
     if config.engine != "auto":
-        if config.engine == "endpoint" and not config.endpoint:
+        if config.engine == "endpoint" and not config.endpoints:
             raise ConfigError("--engine endpoint needs --endpoint URL (e.g. http://host:8000/v1)")
         return config.engine
-    if config.endpoint:
+    if config.endpoints:
         return "endpoint"
     from .vllm import vllm_runs_here
 
@@ -95,7 +114,7 @@ def choose_kind(config: Solve) -> str:
 
 def engine_settings(config: Solve) -> tuple:
     """The settings that decide which engine a solve talks to: equal settings, same engine."""
-    return (choose_kind(config), config.endpoint, config.api_key, config.request_timeout,
+    return (choose_kind(config), tuple(config.endpoints), config.api_key, config.request_timeout,
             *(getattr(config, name) for name in _SERVER_SETTINGS))
 
 
@@ -103,13 +122,15 @@ async def open_engine(config: Solve) -> Engine:
     """A ready engine for `config`: connect to the endpoint, or start (or reuse) a server."""
     kind = choose_kind(config)
     if kind == "endpoint":
-        client = _client(config, config.endpoint, config.model, config.api_key)
+        clients = [_client(config, url, config.model, config.api_key) for url in config.endpoints]
+        client = clients[0] if len(clients) == 1 else EngineFleet(clients)
         try:
             model = await client.resolve_model()
         except BaseException:
             await client.aclose()
             raise
-        return Engine(client, EngineInfo(kind="endpoint", model=model, endpoint=client.base_url))
+        return Engine(client, EngineInfo(kind="endpoint", model=model, endpoint=client.base_url,
+                                         endpoints=[c.base_url for c in clients] if len(clients) > 1 else []))
     server = await _managed_server(kind, config)
     client = _client(config, server.base_url, server.model_name, server.api_key)
     return Engine(client, EngineInfo(kind=kind, model=server.model_name, endpoint=server.base_url), server)

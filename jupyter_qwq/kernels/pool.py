@@ -21,12 +21,17 @@ class KernelPool:
 
     Kernels are never reused across branches: state must not leak from one to another.
     `settings` are Subkernel's keyword arguments (kernel_name, sandbox, limits, shared_dirs,
-    replay, ...), given to every kernel the pool starts.
+    replay, ...), given to every kernel the pool starts. `limit` caps the kernels alive at once
+    (0: no cap): an acquire beyond it waits until a kernel is released.
     """
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, limit: int = 0, **settings: Any) -> None:
         inspect.signature(Subkernel).bind(**settings)  # a misspelt setting fails here, not later
+        if limit < 0:
+            raise ValueError(f"a kernel pool's limit must be 0 (no cap) or more, not {limit}")
         self.settings = settings
+        self.limit = limit
+        self._released = asyncio.Condition()  # notified whenever a kernel stops
         self._kernels: dict[Subkernel, None] = {}  # an ordered set of kernels not yet stopped
         self._warm: deque[tuple[Subkernel, asyncio.Task[None]]] = deque()  # prestarted
         self._starting: set[asyncio.Task[None]] = set()  # every start still in progress
@@ -46,13 +51,20 @@ class KernelPool:
     async def acquire(self) -> Subkernel:
         """A ready kernel with fresh state: a prestarted one if any, else a new one."""
         self._check_open()
+        if not self._warm:
+            async with self._released:
+                await self._released.wait_for(lambda: self._closed or self._has_room())
+            self._check_open()
         kernel, starting = self._warm.popleft() if self._warm else self._start_in_background()
         await starting
         return kernel
 
     async def prestart(self, n: int) -> None:
-        """Start `n` kernels concurrently in the background; returns at once."""
+        """Start `n` kernels concurrently in the background (fewer if the limit says so);
+        returns at once."""
         self._check_open()
+        if self.limit:
+            n = min(n, self.limit - len(self._kernels))
         self._warm.extend(self._start_in_background() for _ in range(n))
 
     @property
@@ -71,7 +83,10 @@ class KernelPool:
     async def release(self, kernel: Subkernel) -> None:
         """Shut a kernel down for good."""
         self._kernels.pop(kernel, None)
-        await kernel.shutdown()
+        try:
+            await kernel.shutdown()
+        finally:
+            await self._notify_released()
 
     async def shutdown(self) -> None:
         """Stop every kernel this pool started, including those still starting. Idempotent."""
@@ -86,6 +101,7 @@ class KernelPool:
         results = await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
         for error in (r for r in results if isinstance(r, BaseException)):
             log.warning("A subkernel failed to shut down cleanly: %s", error)
+        await self._notify_released()  # a waiting acquire learns the pool is closed
 
     def _start_in_background(self) -> tuple[Subkernel, asyncio.Task[None]]:
         kernel = Subkernel(**self.settings)
@@ -100,7 +116,15 @@ class KernelPool:
             await kernel.start()
         except BaseException:
             self._kernels.pop(kernel, None)
+            await self._notify_released()
             raise
+
+    def _has_room(self) -> bool:
+        return not self.limit or len(self._kernels) < self.limit
+
+    async def _notify_released(self) -> None:
+        async with self._released:
+            self._released.notify_all()
 
     def _check_open(self) -> None:
         if self._closed:
