@@ -224,7 +224,7 @@ async def test_the_record_round_trips_and_holds_no_secret(scripted):
     assert "sk-secret-123" not in text
     again = Session.from_json(text)
     assert again == session
-    assert again.to_dict()["vote"]["tally"][0] == {"answer": "42", "count": 2, "branches": [0, 1]}
+    assert again.to_dict()["vote"]["tally"][0] == {"answer": "42", "count": 2, "branches": [0, 1], "weight": 2.0}
 
 
 async def _until(condition, timeout: float = 3.0) -> None:
