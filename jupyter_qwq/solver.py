@@ -20,7 +20,7 @@ from .events import Emitter, Listener
 from .exceptions import ConfigError, QwqError
 from .prompts import variant_for
 from .sampling import resolve as resolve_sampling
-from .session import Branch, EngineInfo, Session, SolveStatus
+from .session import Branch, BranchStatus, EngineInfo, Session, SolveStatus
 
 if TYPE_CHECKING:
     from .config import Solve
@@ -103,6 +103,7 @@ class Solver:
         self.threshold: float | None = None  # --stop confidence: set once the warm-up has ended
         self._windows: dict[int, Window] = {}
         self._over_budget = asyncio.Event()
+        self._later: list[BranchRun] = []  # branches not started yet (--stop confidence)
 
     def now(self) -> float:
         """Seconds since the solve started."""
@@ -139,12 +140,14 @@ class Solver:
         runs = [BranchRun(self, branch) for branch in session.branches]
         # Every branch that may run code gets a kernel warming up while its first tokens stream.
         await self.kernels.fill(sum(run.variant.uses_code for run in runs))
-        tasks = {asyncio.create_task(run.run(), name=f"branch-{run.branch.index}"): run.branch
-                 for run in runs}
+        # DeepConf online: the branches after the warm-up start once it has set the threshold.
+        first = runs[: self.policy.warmup] if self.policy.cuts and self.policy.warmup else runs
+        self._later = runs[len(first):]
+        tasks = {_start(run): run.branch for run in first}
         try:
             await self._supervise(session, tasks, self.started)
         except BaseException as error:
-            await _stop(tasks, "cancelled")
+            await self._stop_rest(tasks, set(tasks), "cancelled")
             session.status = _status_for(error)
             session.ended_by = "cancelled" if session.status is SolveStatus.CANCELLED else "error"
             if isinstance(error, QwqError):
@@ -177,6 +180,15 @@ class Solver:
                                        self.policy.percentile)
         return True
 
+    async def _stop_rest(self, tasks: dict[asyncio.Task, Branch], pending: set[asyncio.Task],
+                         reason: str) -> None:
+        """Stop the running branches and those not started, recording why."""
+        for run in self._later:
+            run.branch.status = BranchStatus.STOPPED
+            run.branch.stop_reason = reason
+        self._later = []
+        await _stop({t: tasks[t] for t in pending}, reason)
+
     async def _supervise(self, session: Session, tasks: dict[asyncio.Task, Branch], started: float) -> None:
         deadline = started + self.config.time_limit if self.config.time_limit else None
         pending = set(tasks)
@@ -189,7 +201,7 @@ class Solver:
                                              return_when=asyncio.FIRST_COMPLETED)
                 pending -= done
                 if not done:  # the wall-clock budget ran out
-                    await _stop({t: tasks[t] for t in pending}, "time-limit")
+                    await self._stop_rest(tasks, pending, "time-limit")
                     session.status = SolveStatus.TIMED_OUT
                     session.ended_by = "time-limit"
                     session.error = (
@@ -204,13 +216,20 @@ class Solver:
                 warmed_up = self._warmed_up()
                 self.emit("vote")
                 if pending and self._over_budget.is_set():
-                    await _stop({t: tasks[t] for t in pending}, "budget")  # their partial text gives no answer
+                    # their partial text gives no answer; the answers so far vote
+                    await self._stop_rest(tasks, pending, "budget")
                     session.ended_by = "token-budget"
                     break
-                if should_stop(self.policy, session.vote, len(pending), warmed_up):
-                    await _stop({t: tasks[t] for t in pending}, "stopped-decided")  # the vote stands
+                if should_stop(self.policy, session.vote, len(pending) + len(self._later), warmed_up):
+                    await self._stop_rest(tasks, pending, "stopped-decided")  # the vote stands
                     session.ended_by = "decided"
                     break
+                if warmed_up and self._later:
+                    for run in self._later:
+                        task = _start(run)
+                        tasks[task] = run.branch
+                        pending.add(task)
+                    self._later = []
         finally:
             over_budget.cancel()
         session.vote.decided_early = session.ended_by == "decided"
@@ -223,6 +242,10 @@ def _voting(branch: Branch, with_fallbacks: bool) -> str | None:
     if branch.answer_source.startswith("fallback") and not with_fallbacks:
         return None  # kept in the record and shown, marked, but it does not vote
     return branch.answer
+
+
+def _start(run: BranchRun) -> asyncio.Task:
+    return asyncio.create_task(run.run(), name=f"branch-{run.branch.index}")
 
 
 async def _stop(tasks: dict[asyncio.Task, Branch], reason: str) -> None:

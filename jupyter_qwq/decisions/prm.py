@@ -38,8 +38,7 @@ class PrmClient:
 
     def __init__(self, endpoint: str, model: str, context: int = 4096, api_key: str = "",
                  timeout: float = 120.0) -> None:
-        base = endpoint.rstrip("/")
-        self.base_url = base[: -len("/v1")] if base.endswith("/v1") else base
+        self.base_url = endpoint.rstrip("/").removesuffix("/v1")
         self.model = model
         self.context = context
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}

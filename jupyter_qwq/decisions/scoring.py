@@ -52,7 +52,8 @@ class Scorer:
         parts = solution_steps(branch.steps)
         found = await self.prm.rewards(problem, [p.text for p in parts])
         scored = parts[found.skipped:]
-        branch.step_scores = [StepScore(p.step, p.start, p.end, round(r, 4)) for p, r in zip(scored, found.rewards)]
+        branch.step_scores = [StepScore(p.step, p.start, p.end, round(r, 4))
+                              for p, r in zip(scored, found.rewards, strict=True)]
         score = aggregate(found.rewards, self.config.prm_aggregate)
         branch.score = None if score is None else round(score, 4)
         if found.skipped:

@@ -3,16 +3,15 @@ log-probabilities) and real subkernels."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
+from prm_server import PrmServer
+from processes import settled
+from scripted_server import Reply, branch_and_round
 
 from jupyter_qwq import async_solve
 from jupyter_qwq.session import BranchStatus
-
-from prm_server import PrmServer
-from scripted_server import Reply, branch_and_round
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,7 +30,7 @@ async def test_agree_2_stops_the_others_once_two_branches_agree(scripted):
     assert session.answer == "7" and session.vote.decided_early and session.ended_by == "decided"
     assert [b.stop_reason for b in session.branches] == ["answered"] * 2 + ["stopped-decided"] * 3
     assert all(0 < b.completion_tokens < 400 for b in session.branches[2:])  # what each cost
-    await _until(lambda: server.open_streams() == 0)
+    await settled(lambda: server.open_streams() == 0)
     assert server.outcomes().count("aborted") == 3
 
 
@@ -42,7 +41,7 @@ async def test_a_low_confidence_branch_is_cut_mid_stream_and_does_not_vote(scrip
             return Reply("So \\boxed{7}.", confidence=5.0)
         if branch == 1:
             return Reply("So \\boxed{8}.", confidence=6.0)
-        if branch == 2:  # unsure, and slow: cut once the warm-up has set the threshold
+        if branch == 2:  # unsure: cut by the threshold the warm-up set
             return Reply("hmm " * 300 + "\\boxed{9}", confidence=1.0, delay=0.02)
         return Reply("wait " * 20 + "so \\boxed{7}.", confidence=5.5, delay=0.05)
 
@@ -51,14 +50,25 @@ async def test_a_low_confidence_branch_is_cut_mid_stream_and_does_not_vote(scrip
         branches=4, rounds=0, stop="confidence", warmup=2, confidence_window=4, score="confidence",
         vote="weighted", warmup_percentile=10))
     cut = session.branches[2]
+    assert cut.started >= max(b.ended for b in session.branches[:2])  # after the warm-up
     assert cut.status is BranchStatus.STOPPED and cut.stop_reason == "cut-low-confidence"
     assert cut.answer is None and 2 not in [b for t in session.vote.tally for b in t.branches]
     assert 4 <= cut.completion_tokens < 300 and "threshold 5.100" in cut.notes[-1]
     assert [b.stop_reason for b in session.branches] == ["answered", "answered", "cut-low-confidence", "answered"]
     assert session.answer == "7"  # 5.0 + 5.5 against 6.0
     assert session.branches[3].confidence_scores["lowest_group"] == pytest.approx(5.5)
-    await _until(lambda: server.open_streams() == 0)
+    await settled(lambda: server.open_streams() == 0)
     assert [s.outcome for s in server.streams if branch_and_round(s.body)[0] == 2] == ["aborted"]
+
+
+async def test_when_the_warm_up_agrees_the_later_branches_never_start(scripted):
+    server = scripted(lambda body: Reply("So \\boxed{7}.", confidence=5.0))
+    session = await async_solve("?", **server.options(branches=6, rounds=0, stop="confidence",
+                                                     warmup=2, score="confidence", vote="weighted"))
+    assert session.answer == "7" and session.ended_by == "decided"
+    assert [b.stop_reason for b in session.branches] == ["answered"] * 2 + ["stopped-decided"] * 4
+    assert len(server.streams) == 2 and session.completion_tokens == sum(
+        b.completion_tokens for b in session.branches[:2])
 
 
 async def test_the_weighted_vote_picks_a_sure_minority_the_majority_would_lose(scripted):
@@ -105,8 +115,3 @@ async def test_a_prm_weighs_the_branches_and_its_step_rewards_are_in_the_record(
     second = wrong.step_scores[1]
     assert wrong.steps[second.step].text[second.start:second.end] == "That is 48, a wrong product."
 
-
-async def _until(condition, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)

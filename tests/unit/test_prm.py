@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from prm_server import PrmServer
 
 from jupyter_qwq.decisions.prm import PrmClient, aggregate
 from jupyter_qwq.exceptions import EngineError, EngineUnreachable
-
-from prm_server import PrmServer
 
 pytestmark = pytest.mark.timeout(60)
 
