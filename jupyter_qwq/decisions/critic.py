@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..answers import extract_answer
-from ..engines.client import Sampling
+from ..engines.client import Sampling, Usage
 
 if TYPE_CHECKING:
     from ..engines.client import EngineClient
@@ -37,7 +37,8 @@ Put only that number in \\boxed{{}}."""
 class Verdict:
     first_wrong: int | None  # index of the first wrong step; None: none found
     score: float | None  # None when the critic gave no readable verdict
-    said: str  # the critic's reply, kept for the record's notes
+    said: str  # the critic's reply
+    tokens: int = 0  # what the critic wrote: a cost of the decision, not of the branch
 
 
 def critic_messages(problem: str, steps: Sequence[str]) -> list[dict[str, str]]:
@@ -62,7 +63,9 @@ async def critique(client: EngineClient, problem: str, steps: Sequence[str], max
                    seed: int | None = None) -> Verdict:
     """Ask the engine, greedily, where the solution first goes wrong."""
     sampling = Sampling(temperature=0.0, top_p=1.0, min_p=0.0, top_k=0, max_tokens=max_tokens, seed=seed)
-    reply = ""
-    async for delta in client.stream_chat(critic_messages(problem, steps), sampling):
+    reply, usage = "", Usage()
+    async for delta in client.stream_chat(critic_messages(problem, steps), sampling, usage):
         reply += delta.content
-    return read_verdict(reply, len(steps))
+    verdict = read_verdict(reply, len(steps))
+    verdict.tokens = usage.completion_tokens
+    return verdict

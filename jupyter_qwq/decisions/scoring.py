@@ -73,4 +73,4 @@ class Scorer:
         where = ("no wrong step" if verdict.first_wrong is None and verdict.score is not None
                  else f"first wrong step {verdict.first_wrong} of {len(parts)}" if verdict.score is not None
                  else "no readable verdict (not scored)")
-        branch.notes.append(f"critic: {where}")
+        branch.notes.append(f"critic: {where} ({verdict.tokens} tokens)")

@@ -85,6 +85,27 @@ async def test_the_weighted_vote_picks_a_sure_minority_the_majority_would_lose(s
     assert [b.score for b in weighted.branches] == [9.0, 2.0, 2.0]
 
 
+async def test_the_critic_is_asked_for_the_first_wrong_step_and_its_verdict_weighs_the_vote(scripted):
+    def script(body):
+        asked = body["messages"][-1]["content"]
+        if "[Solution]" in asked:  # the critic's request: greedy, and its own token budget
+            assert body["temperature"] == 0.0 and body["max_tokens"] == 50
+            return Reply("Paragraph 1 multiplies wrongly. \\boxed{1}" if "48" in asked else "\\boxed{-1}")
+        branch, _ = branch_and_round(body)
+        if branch == 0:
+            return Reply("Six times seven.\n\nThat is 42.\n\nSo \\boxed{42}.")
+        return Reply("Six times seven.\n\nThat is 48.\n\nSo \\boxed{48}.")
+
+    server = scripted(script)
+    session = await async_solve("6*7?", **server.options(
+        branches=3, rounds=0, stop="none", score="critic", vote="weighted", critic_max_tokens=50))
+    right, wrong = session.branches[0], session.branches[1]
+    assert right.score == 1.0 and wrong.score == pytest.approx(1 / 3, abs=1e-3)
+    assert [s.score for s in wrong.step_scores] == [1.0, 0.0]
+    assert wrong.notes[-1].startswith("critic: first wrong step 1 of 3")
+    assert session.answer == "42"  # 1.0 against 2 × 0.333
+
+
 async def test_the_token_budget_stops_the_solve_and_the_answers_so_far_vote(scripted):
     def script(body):
         branch, _ = branch_and_round(body)
