@@ -131,6 +131,7 @@ class Vote:
     method: str = "majority"  # majority | weighted | best (--vote)
     share: float = 0.0  # the leader's weight over all weights (the confidence stop's consensus)
     dropped: list[int] = field(default_factory=list)  # answered, but outside --keep-top
+    threshold: float | None = None  # --stop confidence: the cut threshold the warm-up set
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Vote:

@@ -214,6 +214,7 @@ class Solver:
                         raise task.exception()  # type: ignore[misc]
                 session.vote = await asyncio.to_thread(self._tally)
                 warmed_up = self._warmed_up()
+                session.vote.threshold = self.threshold
                 self.emit("vote")
                 if pending and self._over_budget.is_set():
                     # their partial text gives no answer; the answers so far vote

@@ -54,6 +54,7 @@ async def test_a_low_confidence_branch_is_cut_mid_stream_and_does_not_vote(scrip
     assert cut.status is BranchStatus.STOPPED and cut.stop_reason == "cut-low-confidence"
     assert cut.answer is None and 2 not in [b for t in session.vote.tally for b in t.branches]
     assert 4 <= cut.completion_tokens < 300 and "threshold 5.100" in cut.notes[-1]
+    assert session.vote.threshold == pytest.approx(5.1)
     assert [b.stop_reason for b in session.branches] == ["answered", "answered", "cut-low-confidence", "answered"]
     assert session.answer == "7"  # 5.0 + 5.5 against 6.0
     assert session.branches[3].confidence_scores["lowest_group"] == pytest.approx(5.5)

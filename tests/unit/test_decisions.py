@@ -116,7 +116,7 @@ def test_the_record_keeps_scores_and_stop_reasons_and_old_records_still_load():
     old = session.to_dict()
     for key in ("stop_reason", "score", "confidence_scores", "step_scores"):
         del old["branches"][0][key]
-    for key in ("method", "share", "dropped"):
+    for key in ("method", "share", "dropped", "threshold"):
         del old["vote"][key]
     del old["vote"]["tally"][0]["weight"]
     del old["ended_by"]
