@@ -152,8 +152,9 @@ def replay(session: Session, policy: Policy) -> Replayed:
     return Replayed(result.answer, tokens, stopped_at, cut)
 
 
-def policies(branches: int, window: int, warmup: int) -> dict[str, Policy]:
-    """Every policy of the table, by name; the first is the baseline."""
+def policies(branches: int, window: int, warmup: int, recorded: Iterable[str] = ()) -> dict[str, Policy]:
+    """Every policy of the table, by name; the first is the baseline. `recorded`: the scores
+    (prm, critic) the runs recorded for their branches, replayed as weights too."""
     base = Policy(window=window, warmup=warmup)
     conf = replace(base, score="confidence", vote="weighted")
     agree = max(2, branches // 2)
@@ -171,6 +172,9 @@ def policies(branches: int, window: int, warmup: int) -> dict[str, Policy]:
     found[f"DeepConf-low online (warm-up {warmup}, p90)"] = replace(conf, stop="confidence", percentile=90)
     found[f"DeepConf-high online (warm-up {warmup}, p10)"] = replace(conf, stop="confidence", percentile=10)
     found["DeepConf-low online + keep top 10%"] = replace(conf, stop="confidence", percentile=90, keep_top=10)
+    for score in sorted(recorded):
+        found[f"weighted by recorded {score}"] = replace(base, score=score, vote="weighted", stop="none")
+        found[f"best branch by recorded {score}"] = replace(base, score=score, vote="best", stop="none")
     return found
 
 
@@ -269,7 +273,9 @@ def main() -> None:
         k = len(runs[0].session.branches)
         warmup = args.warmup or max(2, k // 8)
         for window in args.window or [DEFAULT_WINDOW]:
-            rows = {name: measure(runs, policy) for name, policy in policies(k, window, warmup).items()}
+            recorded = {r.session.config.get("score") for r in runs} & {"prm", "critic"}
+            rows = {name: measure(runs, policy)
+                    for name, policy in policies(k, window, warmup, recorded).items()}
             title = f"{len(runs)} problems × {k} branches, every branch to its end; window {window}"
             console.print(table(title, rows))
             results[title] = rows

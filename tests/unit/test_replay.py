@@ -53,6 +53,15 @@ def test_deepconf_online_cuts_the_unsure_branch_after_its_first_full_window():
     assert outcome.answer == "7"  # 5.0 + 5.5 against 6.0; the cut 9 does not vote
 
 
+def test_scores_a_run_recorded_from_a_prm_weigh_the_replayed_vote():
+    run = session(branch(0, "7", 100, 5), branch(1, "7", 100, 5), branch(2, "8", 100, 5))
+    run.config["score"] = "prm"
+    for b, score in zip(run.branches, (0.2, 0.3, 0.9), strict=True):
+        b.score = score
+    assert replay(run, Policy(score="prm", vote="weighted", stop="none")).answer == "8"
+    assert replay(run, Policy(stop="none")).answer == "7"
+
+
 def test_on_the_recorded_runs_majority_and_the_lossless_stop_give_the_recorded_answers():
     runs = [r for group in load_runs(sorted((BENCHMARKS / "data").glob("*.jsonl.gz")),
                                      Console(quiet=True)).values() for r in group]
