@@ -20,7 +20,7 @@ from .events import Emitter, Listener
 from .exceptions import ConfigError, QwqError
 from .prompts import variant_for
 from .sampling import resolve as resolve_sampling
-from .session import Branch, BranchStatus, EngineInfo, Session, SolveStatus
+from .session import Branch, BranchStatus, EngineInfo, Session, SolveStatus, Vote
 
 if TYPE_CHECKING:
     from .config import Solve
@@ -164,7 +164,7 @@ class Solver:
             self.emit("finished")
         return session
 
-    def _tally(self):
+    def _tally(self) -> Vote:
         session = self.session
         answers = {b.index: _voting(b, self.config.vote_fallbacks) for b in session.branches}
         scores = {b.index: b.score for b in session.branches}
@@ -240,6 +240,8 @@ class Solver:
 
 
 def _voting(branch: Branch, with_fallbacks: bool) -> str | None:
+    if branch.stop_reason != "answered":
+        return None  # still being scored, or stopped: only an ended, weighed branch votes
     if branch.answer_source.startswith("fallback") and not with_fallbacks:
         return None  # kept in the record and shown, marked, but it does not vote
     return branch.answer
