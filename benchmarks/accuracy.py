@@ -12,7 +12,7 @@ The default solve's lossless early stop never changes the vote's answer, only wh
 a row "default (replayed)" also gives the default solve's figures computed from the maj@k run:
 the branches finish in their recorded order, the vote is taken after each, and the solve stops
 where the default rule would have; the tokens counted are those each branch had written by then
-(read from its steps' timings). `--configs greedy,majk` thus measures both at the cost of one.
+(read from its steps' timings). benchmarks/replay.py replays every other policy the same way. `--configs greedy,majk` thus measures both at the cost of one.
 
 It prints accuracy (the vote against gold, by mathematical equivalence), pass@k (any voting
 branch right), unanswered share, tokens and seconds per problem. Every problem's record is kept
@@ -38,8 +38,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from jupyter_qwq.answers import decided, equivalent, vote
+from replay import replay
+
+from jupyter_qwq.answers import equivalent, vote
 from jupyter_qwq.config import make_config
+from jupyter_qwq.decisions.policy import Policy
 from jupyter_qwq.engines.runtime import stop_servers
 from jupyter_qwq.evaluate import Score, load_scores, read_dataset, run
 from jupyter_qwq.flags import build_parser, overrides_from_args
@@ -128,37 +131,16 @@ async def measure(args: argparse.Namespace, engine_flags: str, configs: dict[str
                     wall.write_text(f"{previous + time.monotonic() - started:.1f}")
 
 
-def tokens_by(branch, moment: float) -> float:
-    """Tokens a branch had written `moment` seconds into the solve, from its steps' timings."""
-    written = 0.0
-    for step in branch.steps:
-        if step.kind != "text" or step.started >= moment:
-            continue
-        done = 1.0 if not step.duration else min(1.0, (moment - step.started) / step.duration)
-        written += step.tokens * done
-    return written
-
-
 def replay_lossless(score: Score) -> Score:
-    """What the default solve (lossless early stop) gives on a maj@k run's branches."""
+    """What the default solve (lossless early stop) gives on a maj@k run's branches (replay.py)."""
     session = Session.from_dict(score.record)
+    outcome = replay(session, Policy(stop="lossless"))
     with_fallbacks = bool(session.config.get("vote_fallbacks", False))
-    voting = {b.index: b.voting_answer(with_fallbacks) for b in session.branches}
-    order = sorted(session.branches, key=lambda b: b.ended)
-    answers: dict[int, str | None] = {}
-    stop_at, result = order[-1].ended if order else 0.0, vote({})
-    for position, branch in enumerate(order, 1):
-        answers[branch.index] = voting[branch.index]
-        result = vote(answers)
-        if decided(result, len(order) - position):
-            stop_at = branch.ended
-            break
-    tokens = sum(b.completion_tokens if b.ended <= stop_at else tokens_by(b, stop_at)
-                 for b in session.branches)
-    correct = result.answer is not None and equivalent(result.answer, score.gold)
-    found = any(a is not None and equivalent(a, score.gold) for a in answers.values())
-    return Score(key=score.key, gold=score.gold, answer=result.answer, correct=correct,
-                 any_correct=found, tokens=round(tokens), elapsed=stop_at, status=score.status)
+    seen = [b.voting_answer(with_fallbacks) for b in session.branches if b.ended <= outcome.stopped_at]
+    correct = outcome.answer is not None and equivalent(outcome.answer, score.gold)
+    found = any(a is not None and equivalent(a, score.gold) for a in seen)
+    return Score(key=score.key, gold=score.gold, answer=outcome.answer, correct=correct,
+                 any_correct=found, tokens=outcome.tokens, elapsed=outcome.stopped_at, status=score.status)
 
 
 def rescore_with_fallbacks(score: Score) -> Score:

@@ -11,12 +11,14 @@ from . import prompts
 from .answers import extract_answer
 from .codeblocks import first_complete_block
 from .confidence import Trace
+from .decisions.scoring import measure_confidence
 from .engines.client import Sampling, Usage
 from .exceptions import ContinuationRefused, EngineDied, EngineUnreachable
 from .session import Branch, BranchStatus, Step
 
 if TYPE_CHECKING:
     from .config import Solve
+    from .decisions.policy import Policy
     from .engines.client import EngineClient
     from .engines.runtime import Recovery
     from .kernels import KernelPool, Subkernel
@@ -32,10 +34,22 @@ class Shared(Protocol):
     client: EngineClient
     kernels: KernelPool
     recovery: Recovery | None
+    policy: Policy
+    threshold: float | None
 
     def now(self) -> float: ...
 
     def emit(self, kind: str, branch: int | None = None) -> None: ...
+
+    def wrote(self) -> None: ...
+
+    def keeps_going(self, branch: Branch, confidences: list[float]) -> bool: ...
+
+    async def score_branch(self, branch: Branch) -> None: ...
+
+
+class LowConfidence(Exception):
+    """The branch's current confidence window fell below the solve's threshold (--stop confidence)."""
 
 # Stop strings: Qwen2.5-Math-style models write the output fence themselves.
 STOP = ["```output"]
@@ -74,15 +88,25 @@ class BranchRun:
             await self._converse()
             self._settle_answer()
             await self._check_constraint()
+            await self.solver.score_branch(branch)
+            branch.stop_reason = "answered" if branch.answer is not None else "no-answer"
+        except LowConfidence as cut:
+            branch.status = BranchStatus.STOPPED  # a cut branch does not vote
+            branch.stop_reason = "cut-low-confidence"
+            branch.notes.append(str(cut))
         except asyncio.CancelledError:
             branch.status = BranchStatus.STOPPED  # its unfinished text gives no answer
+            branch.stop_reason = branch.stop_reason or "cancelled"
             raise
         except Exception as error:
             branch.status = BranchStatus.FAILED
+            branch.stop_reason = "error"
             branch.error = str(error) or type(error).__name__
             raise
         finally:
             branch.ended = self.now()
+            if not branch.confidence_scores and branch.confidence is not None:
+                measure_confidence(branch, self.solver.policy.window)
             if self.kernel is not None:
                 kernel, self.kernel = self.kernel, None
                 await asyncio.shield(self.kernels.release(kernel))
@@ -167,7 +191,15 @@ class BranchRun:
                 if delta.confidences:
                     self._add_confidences(step, trace, delta.confidences)
                 self.branch.completion_tokens = counted + usage.completion_tokens
+                self.solver.wrote()
                 self.emit("delta")
+                if delta.confidences and not self.solver.keeps_going(self.branch, delta.confidences):
+                    step.tokens = usage.completion_tokens
+                    step.duration = self.now() - step.started
+                    raise LowConfidence(  # leaving closes the stream: the server stops writing
+                        f"cut at {self.branch.completion_tokens} tokens: its last "
+                        f"{self.solver.policy.window} tokens' confidence fell below the threshold "
+                        f"{self.solver.threshold:.3f} set by the warm-up branches")
                 if may_run_code and "`" in delta.content:
                     block = first_complete_block(step.text)
                     if block is not None:

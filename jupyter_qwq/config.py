@@ -14,6 +14,9 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unico
 from traitlets.config import Configurable
 
 from .answers.constraint import ANSWER_TYPES, AnswerConstraint, parse_range
+from .confidence import DEFAULT_WINDOW
+from .decisions.policy import SCORES, VOTES, parse_stop
+from .decisions.scores import MEASURES
 from .exceptions import ConfigError
 
 ENGINES = ("auto", "vllm", "llamacpp", "endpoint")
@@ -229,7 +232,99 @@ class Solve(Configurable):
             raise TraitError(str(error)) from None
         return proposal.value.strip()
 
-    @validate("branches", "max_tokens", "vllm_data_parallel")
+
+    # -- which answer, and when to stop: scores, votes, stops and budgets (decisions/) --------
+    score = CaselessStrEnum(
+        SCORES, default_value="none",
+        help="A branch's weight. none: every branch weighs the same; confidence: DeepConf's score "
+        "from its token confidence (confidence_measure); prm: a process reward model served by "
+        "vLLM (prm_endpoint); critic: the same model asked for the branch's first wrong step.",
+    ).tag(config=True)
+    confidence_measure = CaselessStrEnum(
+        MEASURES, default_value="lowest_group",
+        help="Which DeepConf score weighs a branch with --score confidence: lowest_group (the "
+        "least sure window), tail (the last window), bottom_10 (mean of the lowest tenth of the "
+        "windows) or mean (the whole trace).",
+    ).tag(config=True)
+    confidence_window = Int(
+        DEFAULT_WINDOW,
+        help="Tokens in a confidence window (DeepConf's group size, 2048); short traces "
+        "(a few hundred tokens) want a smaller one.",
+    ).tag(config=True)
+    prm_endpoint = Unicode(
+        "", help="Base URL of a vLLM server running a process reward model, for --score prm, e.g. "
+        "http://127.0.0.1:8001 (`vllm serve Qwen/Qwen2.5-Math-PRM-7B --runner pooling`)."
+    ).tag(config=True)
+    prm_model = Unicode(
+        "Qwen/Qwen2.5-Math-PRM-7B", help="The process reward model's name on prm_endpoint."
+    ).tag(config=True)
+    prm_aggregate = CaselessStrEnum(
+        ("min", "product"), default_value="min",
+        help="A branch's PRM score from its steps' rewards: their minimum or their product.",
+    ).tag(config=True)
+    prm_context = Int(
+        4096, help="The PRM's context in tokens; a longer branch is cut from the front (its last "
+        "steps are scored) and its record says so."
+    ).tag(config=True)
+    critic_max_tokens = Int(
+        1024, help="Tokens the critic (--score critic) may write about one branch."
+    ).tag(config=True)
+    vote = CaselessStrEnum(
+        VOTES, default_value="majority",
+        help="How the groups of equivalent answers are weighed. majority: by count; weighted: by "
+        "the sum of their branches' scores; best: the single best-scored branch's answer wins.",
+    ).tag(config=True)
+    keep_top = Float(
+        100.0, help="Vote with only the top PCT% of the answered branches by score (DeepConf's "
+        "filter: 10 or 90); 100 keeps all."
+    ).tag(config=True)
+    stop = Unicode(
+        "lossless",
+        help="When to stop the branches still running. lossless: once they cannot change the "
+        "winner; agree:K: once K branches agree (AIMO-3: agree:4 of 8); confidence: DeepConf "
+        "online (warmup, warmup_percentile, consensus); none: run every branch to its end "
+        "(as --no-early-stop).",
+    ).tag(config=True)
+    warmup = Int(
+        4, help="With --stop confidence: the first N branches run to their end and set the "
+        "threshold below which a later branch is cut mid-stream."
+    ).tag(config=True)
+    warmup_percentile = Float(
+        90.0, help="With --stop confidence: the threshold is this percentile of the warm-up "
+        "branches' lowest-group confidence (90: DeepConf-low, cuts most; 10: DeepConf-high)."
+    ).tag(config=True)
+    consensus = Float(
+        0.95, help="With --stop confidence: the solve ends once the leading answer holds this "
+        "share of the vote's weight (after the warm-up)."
+    ).tag(config=True)
+    token_budget = Int(
+        0, help="Tokens the branches of one solve may write in all; then the rest are stopped and "
+        "the answers so far vote. 0 means no limit."
+    ).tag(config=True)
+
+    @validate("stop")
+    def _stop_rule(self, proposal: Any) -> str:
+        try:
+            parse_stop(proposal.value)
+        except ValueError as error:
+            raise TraitError(str(error)) from None
+        return proposal.value.strip().lower()
+
+    @validate("keep_top", "warmup_percentile")
+    def _percent(self, proposal: Any) -> float:
+        if not 0 < proposal.value <= 100:
+            raise TraitError(f"{proposal.trait.name} must be a percentage above 0 and at most 100, "
+                             f"not {proposal.value}")
+        return proposal.value
+
+    @validate("consensus")
+    def _share(self, proposal: Any) -> float:
+        if not 0 < proposal.value <= 1:
+            raise TraitError(f"consensus must be a share above 0 and at most 1, not {proposal.value}")
+        return proposal.value
+
+    @validate("branches", "max_tokens", "vllm_data_parallel", "confidence_window", "prm_context",
+              "critic_max_tokens")
     def _at_least_one(self, proposal: Any) -> int:
         if proposal.value < 1:
             raise TraitError(f"{proposal.trait.name} must be at least 1, not {proposal.value}")
@@ -242,7 +337,8 @@ class Solve(Configurable):
         return proposal.value
 
     @validate("rounds", "top_k", "output_limit", "warm_kernels", "max_kernels", "context_size", "threads",
-              "memory_limit", "cpu_limit", "max_processes", "max_file_size", "kernel_output_limit")
+              "memory_limit", "cpu_limit", "max_processes", "max_file_size", "kernel_output_limit",
+              "warmup", "token_budget")
     def _not_negative(self, proposal: Any) -> int:
         if proposal.value is not None and proposal.value < 0:
             raise TraitError(f"{proposal.trait.name} must be 0 or more, not {proposal.value}")
@@ -305,7 +401,18 @@ def make_config(base: Solve | None = None, **overrides: Any) -> Solve:
             setattr(config, name, value)
         except TraitError as error:
             raise ConfigError(f"bad value for {name}: {_first_line(error)}") from None
+    check_decisions(config)
     return config
+
+
+def check_decisions(config: Solve) -> None:
+    """Settings that are fine alone but not together."""
+    if config.score == "prm" and not config.prm_endpoint:
+        raise ConfigError("--score prm needs --prm-endpoint URL (a vLLM server running a process "
+                          "reward model: `vllm serve Qwen/Qwen2.5-Math-PRM-7B --runner pooling`)")
+    if config.score == "none" and (config.vote != "majority" or config.keep_top < 100):
+        raise ConfigError(f"--vote {config.vote} --keep-top {config.keep_top:g} weighs branches by "
+                          "score: choose one with --score confidence|prm|critic")
 
 
 def _first_line(error: Exception) -> str:

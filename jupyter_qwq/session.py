@@ -65,6 +65,17 @@ class Step:
 
 
 @dataclass
+class StepScore:
+    """The score of one step of a branch's solution (a paragraph of a text step, or a code
+    step's output): `text[start:end]` of record step `step` (its `feedback` for code)."""
+
+    step: int
+    start: int
+    end: int
+    score: float  # prm: probability the step is right; critic: 1 before the first wrong step, 0 at it
+
+
+@dataclass
 class Branch:
     index: int
     prompt: str  # name of the prompt variant (e.g. "tir", "cot+hint-2")
@@ -84,6 +95,12 @@ class Branch:
     notes: list[str] = field(default_factory=list)  # what happened to it, e.g. a server restart
     confidence: float | None = None  # mean token confidence; None when the engine gave none
     answer_outside: str = ""  # why the answer breaks the answer constraint, e.g. "not an integer"
+    # -- how it was weighed and why it ended (decisions/) --
+    stop_reason: str = ""  # answered | no-answer | cut-low-confidence | stopped-decided | budget
+    #                        | time-limit | cancelled | error
+    score: float | None = None  # its weight in the vote (--score); None: not scored
+    confidence_scores: dict[str, float] = field(default_factory=dict)  # DeepConf's measures
+    step_scores: list[StepScore] = field(default_factory=list)  # prm / critic: per step
 
     @property
     def elapsed(self) -> float:
@@ -101,6 +118,7 @@ class Branch:
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["status"] = BranchStatus(values.get("status", "pending"))
         values["steps"] = [Step.from_dict(s) for s in values.get("steps", [])]
+        values["step_scores"] = [StepScore(**s) for s in values.get("step_scores", [])]
         return cls(**values)
 
 
@@ -109,6 +127,7 @@ class TallyItem:
     answer: str
     count: int
     branches: list[int]
+    weight: float | None = None  # what the group weighed in the vote (count, score sum or best)
 
 
 @dataclass
@@ -117,7 +136,11 @@ class Vote:
     tally: list[TallyItem] = field(default_factory=list)
     agreement: float = 0.0  # share of answered branches in the winning group
     tie: bool = False  # the top groups had equal counts; the tie rule picked one
-    decided_early: bool = False  # the remaining branches could no longer change the winner
+    decided_early: bool = False  # the stop rule ended the solve before every branch did
+    method: str = "majority"  # majority | weighted | best (--vote)
+    share: float = 0.0  # the leader's weight over all weights (the confidence stop's consensus)
+    dropped: list[int] = field(default_factory=list)  # answered, but outside --keep-top
+    threshold: float | None = None  # --stop confidence: the cut threshold the warm-up set
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Vote:
@@ -150,6 +173,7 @@ class Session:
     error: str = ""
     created: str = ""  # ISO 8601, UTC
     elapsed: float = 0.0
+    ended_by: str = ""  # finished | decided | token-budget | time-limit | error | cancelled
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -184,6 +208,7 @@ class Session:
             error=data.get("error", ""),
             created=data.get("created", ""),
             elapsed=data.get("elapsed", 0.0),
+            ended_by=data.get("ended_by", ""),
             schema_version=version,
         )
 

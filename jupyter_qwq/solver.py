@@ -1,4 +1,5 @@
-"""Runs N branches concurrently, votes as they finish, and stops early once the vote is decided."""
+"""Runs N branches concurrently, votes as they finish (weighing them as the settings say), and
+stops the rest once the stop rule says so, the token budget or the time limit runs out."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from .answers import decided, vote
 from .branch import BranchRun
+from .decisions.policy import Policy
+from .decisions.scoring import Scorer, measure_confidence
+from .decisions.stops import Window, should_stop, threshold
+from .decisions.votes import tally
 from .events import Emitter, Listener
 from .exceptions import ConfigError, QwqError
 from .prompts import variant_for
 from .sampling import resolve as resolve_sampling
-from .session import Branch, EngineInfo, Session, SolveStatus
+from .session import Branch, BranchStatus, EngineInfo, Session, SolveStatus, Vote
 
 if TYPE_CHECKING:
     from .config import Solve
@@ -94,6 +98,12 @@ class Solver:
         self.recovery = recovery
         self.emitter = Emitter(listeners)
         self.started = time.monotonic()
+        self.policy = Policy.from_config(config)
+        self.scorer = Scorer(config, client)
+        self.threshold: float | None = None  # --stop confidence: set once the warm-up has ended
+        self._windows: dict[int, Window] = {}
+        self._over_budget = asyncio.Event()
+        self._later: list[BranchRun] = []  # branches not started yet (--stop confidence)
 
     def now(self) -> float:
         """Seconds since the solve started."""
@@ -101,6 +111,26 @@ class Solver:
 
     def emit(self, kind: str, branch: int | None = None) -> None:
         self.emitter.emit(kind, self.session, branch)
+
+    def wrote(self) -> None:
+        """A branch wrote more tokens: past the solve's token budget, the supervisor stops all."""
+        budget = self.config.token_budget
+        if budget and self.session.completion_tokens >= budget:
+            self._over_budget.set()
+
+    def keeps_going(self, branch: Branch, confidences: list[float]) -> bool:
+        """False when a branch after the warm-up falls below the confidence threshold."""
+        if not self.policy.cuts or branch.index < self.policy.warmup:
+            return True
+        window = self._windows.setdefault(branch.index, Window(self.policy.window))
+        current = window.add(confidences)
+        return self.threshold is None or current is None or current >= self.threshold
+
+    async def score_branch(self, branch: Branch) -> None:
+        """Its confidence measures, and its score when it answered (a PRM or critic is asked)."""
+        measure_confidence(branch, self.policy.window)
+        if branch.answer is not None and self.policy.score != "none":
+            await self.scorer.score(branch, self.session.problem)
 
     async def run(self) -> Session:
         """Solve, filling the record as it goes; the record, also on an error (as `.session`)."""
@@ -110,12 +140,16 @@ class Solver:
         runs = [BranchRun(self, branch) for branch in session.branches]
         # Every branch that may run code gets a kernel warming up while its first tokens stream.
         await self.kernels.fill(sum(run.variant.uses_code for run in runs))
-        tasks = {asyncio.create_task(run.run(), name=f"branch-{run.branch.index}") for run in runs}
+        # DeepConf online: the branches after the warm-up start once it has set the threshold.
+        first = runs[: self.policy.warmup] if self.policy.cuts and self.policy.warmup else runs
+        self._later = runs[len(first):]
+        tasks = {_start(run): run.branch for run in first}
         try:
             await self._supervise(session, tasks, self.started)
         except BaseException as error:
-            await _cancel_all(tasks)
+            await self._stop_rest(tasks, set(tasks), "cancelled")
             session.status = _status_for(error)
+            session.ended_by = "cancelled" if session.status is SolveStatus.CANCELLED else "error"
             if isinstance(error, QwqError):
                 session.error = str(error)
                 error.session = session
@@ -123,55 +157,103 @@ class Solver:
                 session.error = f"{type(error).__name__}: {error}"
             raise
         finally:
+            await self.scorer.aclose()
             session.elapsed = self.now()
             if self.config.top_logprobs and session.completion_tokens:
                 session.engine.logprobs = any(b.confidence is not None for b in session.branches)
             self.emit("finished")
         return session
 
-    def _voting_answers(self, session: Session) -> dict[int, str | None]:
-        return {b.index: _voting(b, self.config.vote_fallbacks) for b in session.branches}
+    def _tally(self) -> Vote:
+        session = self.session
+        answers = {b.index: _voting(b, self.config.vote_fallbacks) for b in session.branches}
+        scores = {b.index: b.score for b in session.branches}
+        return tally(answers, scores, self.policy.vote, self.policy.keep_top)
 
-    async def _supervise(self, session: Session, tasks: set[asyncio.Task], started: float) -> None:
+    def _warmed_up(self) -> bool:
+        """The warm-up branches have ended; the first time, the cut threshold is set from them."""
+        warmup = self.session.branches[: self.policy.warmup]
+        if not all(b.status.finished for b in warmup):
+            return False
+        if self.policy.cuts and self.threshold is None:
+            self.threshold = threshold((b.confidence_scores.get("lowest_group") for b in warmup),
+                                       self.policy.percentile)
+        return True
+
+    async def _stop_rest(self, tasks: dict[asyncio.Task, Branch], pending: set[asyncio.Task],
+                         reason: str) -> None:
+        """Stop the running branches and those not started, recording why."""
+        for run in self._later:
+            run.branch.status = BranchStatus.STOPPED
+            run.branch.stop_reason = reason
+        self._later = []
+        await _stop({t: tasks[t] for t in pending}, reason)
+
+    async def _supervise(self, session: Session, tasks: dict[asyncio.Task, Branch], started: float) -> None:
         deadline = started + self.config.time_limit if self.config.time_limit else None
         pending = set(tasks)
-        early = False
-        while pending:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            done, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not done:  # the wall-clock budget ran out
-                await _cancel_all(pending)
-                session.status = SolveStatus.TIMED_OUT
-                session.error = (
-                    f"the time limit of {self.config.time_limit:g} s ran out; "
-                    f"{len(pending)} branch(es) were stopped (raise --time-limit to give them longer)"
-                )
-                break
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            session.vote = await asyncio.to_thread(vote, self._voting_answers(session))
-            self.emit("vote")
-            if pending and self.config.early_stop and decided(session.vote, len(pending)):
-                await _cancel_all(pending)  # stopped branches give no answer: the vote stands
-                early = True
-                break
-        session.vote.decided_early = early
+        over_budget = asyncio.create_task(self._over_budget.wait())
+        session.ended_by = "finished"
+        try:
+            while pending:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                done, _ = await asyncio.wait(pending | {over_budget}, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                pending -= done
+                if not done:  # the wall-clock budget ran out
+                    await self._stop_rest(tasks, pending, "time-limit")
+                    session.status = SolveStatus.TIMED_OUT
+                    session.ended_by = "time-limit"
+                    session.error = (
+                        f"the time limit of {self.config.time_limit:g} s ran out; "
+                        f"{len(pending)} branch(es) were stopped (raise --time-limit to give them longer)"
+                    )
+                    break
+                for task in done - {over_budget}:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+                session.vote = await asyncio.to_thread(self._tally)
+                warmed_up = self._warmed_up()
+                session.vote.threshold = self.threshold
+                self.emit("vote")
+                if pending and self._over_budget.is_set():
+                    # their partial text gives no answer; the answers so far vote
+                    await self._stop_rest(tasks, pending, "budget")
+                    session.ended_by = "token-budget"
+                    break
+                if should_stop(self.policy, session.vote, len(pending) + len(self._later), warmed_up):
+                    await self._stop_rest(tasks, pending, "stopped-decided")  # the vote stands
+                    session.ended_by = "decided"
+                    break
+                if warmed_up and self._later:
+                    for run in self._later:
+                        task = _start(run)
+                        tasks[task] = run.branch
+                        pending.add(task)
+                    self._later = []
+        finally:
+            over_budget.cancel()
+        session.vote.decided_early = session.ended_by == "decided"
         if session.status is SolveStatus.RUNNING:
             session.status = SolveStatus.DONE
         self.emit("vote")
 
 
 def _voting(branch: Branch, with_fallbacks: bool) -> str | None:
-    if branch.answer_source.startswith("fallback") and not with_fallbacks:
-        return None  # kept in the record and shown, marked, but it does not vote
-    if branch.answer_outside:
-        return None  # breaks --answer-type/--answer-range: likewise kept, marked, not voting
-    return branch.answer
+    if branch.stop_reason != "answered":
+        return None  # still being scored, or stopped: only an ended, weighed branch votes
+    return branch.voting_answer(with_fallbacks)  # a fallback, or one outside the constraint: no
 
 
-async def _cancel_all(tasks: set[asyncio.Task]) -> None:
-    for task in tasks:
+def _start(run: BranchRun) -> asyncio.Task:
+    return asyncio.create_task(run.run(), name=f"branch-{run.branch.index}")
+
+
+async def _stop(tasks: dict[asyncio.Task, Branch], reason: str) -> None:
+    """Cancel the branches still running, recording why (the first reason given stands)."""
+    for task, branch in tasks.items():
+        if not task.done():
+            branch.stop_reason = branch.stop_reason or reason
         task.cancel()
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -34,6 +34,37 @@ class Reply:
 Script = Callable[[dict[str, Any]], Reply]
 
 
+class LocalServer:
+    """A threaded HTTP server on a free local port, for the duration of a test (or a `with`)."""
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @dataclass
 class StreamRecord:
     body: dict[str, Any]
@@ -42,7 +73,7 @@ class StreamRecord:
 
 
 @dataclass
-class ScriptedServer:
+class ScriptedServer(LocalServer):
     script: Script
     api_key: str = ""
     model: str = "scripted-model"
@@ -50,29 +81,12 @@ class ScriptedServer:
     refuse_continue: bool = False  # answer 400 to continue_final_message, as OpenAI's API does
     streams: list[StreamRecord] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def start(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> ScriptedServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return f"{self.url}/v1"
 
     def options(self, **more: Any) -> dict[str, Any]:
         """Solve options that point a solve at this server (seed 0), with `more` over them."""
@@ -88,26 +102,30 @@ class ScriptedServer:
             return [s.outcome for s in self.streams]
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1, no log lines, and a JSON answer."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def _authorised(self) -> bool:
             if not server.api_key or self.headers.get("Authorization") == f"Bearer {server.api_key}":
                 return True
             self._json(401, {"error": {"message": "invalid api key"}})
             return False
-
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
         def do_GET(self) -> None:
             if not self._authorised():

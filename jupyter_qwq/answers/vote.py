@@ -1,13 +1,17 @@
-"""The vote: branches' answers grouped by equivalence, ranked, and the lossless stopping rule."""
+"""The vote: branches' answers grouped by equivalence and ranked (weights and stop rules:
+decisions/; `decided`, the lossless rule, is re-exported here)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from ..decisions.stops import decided  # re-exported: answers.decided is public
 from ..session import TallyItem, Vote
 from .equivalence import equivalent
 from .normalize import normalize
+
+__all__ = ["decided", "vote"]
 
 
 def vote(answers: Sequence[str | None] | Mapping[int, str | None]) -> Vote:
@@ -54,21 +58,3 @@ def vote(answers: Sequence[str | None] | Mapping[int, str | None]) -> Vote:
 def _display(group: list[tuple[int, str]]) -> str:
     counts = Counter(spelling for _, spelling in group)  # insertion order breaks ties
     return counts.most_common(1)[0][0]
-
-
-def decided(vote: Vote, still_running: int) -> bool:
-    """True when the branches still running cannot change the winner (lossless early stop).
-
-    The worst case is that every running branch joins the runner-up, or founds a new group.
-    The leader is safe only if `leader > runner_up + still_running`, strictly: at equality the
-    result would be a tie, settled by the lowest branch index, and a still-running branch may
-    have a lower index than any finished one, so `>=` could stop on a winner that loses.
-    With nothing running, any vote that has an answer is decided.
-    """
-    if vote.answer is None or not vote.tally:
-        return False
-    if still_running <= 0:
-        return True
-    leader = vote.tally[0].count
-    runner_up = vote.tally[1].count if len(vote.tally) > 1 else 0
-    return leader > runner_up + still_running

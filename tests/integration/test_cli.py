@@ -45,6 +45,10 @@ def test_version():
         (["solve", "1+1", "--vllm-command", "/nowhere/vllm", "--engine", "vllm"], "not an executable"),
         (["solve", "1+1", "--prompts", "poetry"], "invalid choice"),
         (["solve", "1+1", "--top-logprobs", "50"], "top_logprobs must be between 0 and 20"),
+        (["solve", "1+1", "--stop", "agree"], "use lossless, agree:K"),
+        (["solve", "1+1", "--vote", "weighted"], "choose one with --score"),
+        (["solve", "1+1", "--score", "prm"], "--score prm needs --prm-endpoint"),
+        (["solve", "1+1", "--keep-top", "0"], "keep_top must be a percentage"),
     ],
 )
 def test_bad_input_gets_one_clear_line_and_exit_2(args, message):
@@ -88,8 +92,9 @@ def test_json_prints_only_the_record(scripted):
     record = json.loads(result.stdout)
     assert record["problem"] == "What is 2+3?"
     assert record["vote"]["answer"] == "5"
-    assert record["vote"]["tally"] == [{"answer": "5", "count": 2, "branches": [0, 1]},
-                                       {"answer": "6", "count": 1, "branches": [2]}]
+    assert record["vote"]["tally"] == [{"answer": "5", "count": 2, "branches": [0, 1], "weight": 2.0},
+                                       {"answer": "6", "count": 1, "branches": [2], "weight": 1.0}]
+    assert [b["stop_reason"] for b in record["branches"]] == ["answered"] * 3
     assert record["config"]["early_stop"] is False and record["engine"]["kind"] == "endpoint"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -11,6 +10,7 @@ from jupyter_qwq import Session, async_solve
 from jupyter_qwq.exceptions import ConfigError, EngineDied, EngineError, EngineUnreachable
 from jupyter_qwq.session import BranchStatus, SolveStatus
 
+from processes import settled
 from scripted_server import Reply, branch_and_round, code_then_box, last_output
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,7 +71,7 @@ async def test_early_stop_cancels_the_rest_and_closes_their_streams(scripted):
     started = time.monotonic()
     session = await async_solve("?", **server.options(branches=5, rounds=0))
     elapsed = time.monotonic() - started
-    await _until(lambda: server.open_streams() == 0)
+    await settled(lambda: server.open_streams() == 0)
     outcomes = server.outcomes()
     assert session.answer == "7" and session.vote.decided_early
     assert [b.status for b in session.branches[3:]] == [BranchStatus.STOPPED] * 2
@@ -224,10 +224,5 @@ async def test_the_record_round_trips_and_holds_no_secret(scripted):
     assert "sk-secret-123" not in text
     again = Session.from_json(text)
     assert again == session
-    assert again.to_dict()["vote"]["tally"][0] == {"answer": "42", "count": 2, "branches": [0, 1]}
+    assert again.to_dict()["vote"]["tally"][0] == {"answer": "42", "count": 2, "branches": [0, 1], "weight": 2.0}
 
-
-async def _until(condition, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
