@@ -21,7 +21,7 @@ from rich.table import Table
 
 from jupyter_qwq.kernels import Subkernel
 
-WAYS = {"launched (python -m ipykernel_launcher)": False, "forked (fork server)": True}
+WAYS = {"launched": False, "forked": True}  # a new interpreter; a fork of the fork server
 
 
 async def first_block(sandbox: bool, fork: bool) -> tuple[float, bool]:

@@ -41,7 +41,7 @@ def build_parser(prog: str = "jupyter-qwq solve", with_problem: bool = True) -> 
         elif isinstance(trait, CaselessStrEnum):
             options["choices"] = list(trait.values)
         elif isinstance(trait, List):
-            options.update(action="append", metavar="DIR")
+            options.update(action="append", metavar=trait.metadata.get("metavar", "DIR"))
         else:
             options.update(type=_type_of(trait), metavar=name.upper())
         parser.add_argument(*names, **options)

@@ -194,9 +194,9 @@ def run_kernel(args):
 
 
 def rehearse():
-    """Initialise one throwaway kernel in a forked child and import here every module that
-    pulled in (ipykernel imports much of itself lazily, debugpy among it), so real kernels find
-    them loaded. The child's threads and sockets end with it; it starts no kernel."""
+    """Initialise one throwaway kernel in a forked child, show one traceback there, and import
+    here every module that pulled in (ipykernel imports much lazily: debugpy, the traceback
+    formatter), so real kernels find them loaded. The child's threads and sockets end with it."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -214,7 +214,9 @@ def rehearse():
                             "--HistoryManager.hist_file=:memory:"]
                 from ipykernel import kernelapp
 
-                kernelapp.IPKernelApp.instance().initialize()
+                app = kernelapp.IPKernelApp.instance()
+                app.initialize()
+                app.shell.run_cell("1 / 0", store_history=False)  # what a traceback needs
                 with os.fdopen(write_end, "w") as out:
                     out.write("\n".join(list(sys.modules)))
         finally:
@@ -229,6 +231,21 @@ def rehearse():
                 importlib.import_module(name)
             except BaseException:  # noqa: BLE001, S110 - a kernel imports it itself if it can
                 pass
+
+
+def warm_tracebacks():
+    """Format one traceback here as a kernel would: the first one otherwise costs a kernel up
+    to a second (inspect's module-by-file cache, pygments' compiled lexers), often more than
+    an interrupt's grace. Plain computation: no thread, no socket."""
+    try:
+        from IPython.core.ultratb import AutoFormattedTB
+    except ImportError:
+        return
+    for scheme in ("Neutral", "Linux", "NoColor"):
+        try:
+            raise ZeroDivisionError("warming up")
+        except ZeroDivisionError:
+            AutoFormattedTB(mode="Context", color_scheme=scheme).structured_traceback(*sys.exc_info())
 
 
 def _send(connection, message):
@@ -267,6 +284,7 @@ def main(args):
         except Exception as error:  # noqa: BLE001 - a kernel imports it itself, if it can
             sys.stderr.write(f"jupyter_qwq fork server: could not preload {name}: {error}\n")
     rehearse()
+    warm_tracebacks()
     Server(path).serve()
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import _processes
 
-__all__ = ["PRELOAD", "ForkServer", "ForkServerError", "ForkedKernel", "fork_server"]
+__all__ = ["PRELOAD", "ForkServer", "ForkServerError", "ForkedKernel", "fork_server", "servers"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,10 @@ class ForkServer:
                        cleanup=lambda: shutil.rmtree(directory, ignore_errors=True))
 
     @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
     def running(self) -> bool:
         return self.proc.poll() is None
 
@@ -167,6 +171,11 @@ class ForkServer:
 
 _servers: dict[tuple[int, tuple[str, ...]], ForkServer] = {}
 _starting: dict[tuple[int, tuple[str, ...]], asyncio.Future[ForkServer]] = {}
+
+
+def servers() -> list[ForkServer]:
+    """The fork servers this process started that still run."""
+    return [s for (pid, _), s in _servers.items() if pid == os.getpid() and s.running]
 
 
 async def fork_server(preload: tuple[str, ...], env: dict[str, str]) -> ForkServer:

@@ -124,7 +124,7 @@ def _say_why_not_forked(reason: str) -> None:
 
 
 def sandbox_provisioner(km: Any, private_dir: str, limits: Limits, shared_dirs: list[str],
-                        fork_server: bool = True) -> Any:
+                        fork_server: bool = True, preload: tuple[str, ...] = PRELOAD) -> Any:
     """The sandbox provisioner for `km`'s kernel, made the way a kernel spec asks for it."""
     from jupyter_client.provisioning import KernelProvisionerFactory
 
@@ -134,7 +134,7 @@ def sandbox_provisioner(km: Any, private_dir: str, limits: Limits, shared_dirs: 
         "config": {"private_dir": private_dir, "memory": limits.memory,
                    "cpu_seconds": limits.cpu_seconds, "max_processes": limits.max_processes,
                    "max_file_size": limits.max_file_size, "shared_dirs": shared_dirs,
-                   "fork_server": fork_server},
+                   "fork_server": fork_server, "preload": list(preload)},
     }}
     factory = KernelProvisionerFactory.instance()
     return factory.create_provisioner_instance(km.kernel_id, spec, parent=km)

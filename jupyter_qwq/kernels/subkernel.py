@@ -35,6 +35,7 @@ from .. import _processes
 from ..exceptions import KernelError
 from ..redaction import KEY_VARIABLES
 from .execution import MAX_OUTPUT_BYTES, Execution, Outputs
+from .forkserver import PRELOAD
 from .sandbox import Limits
 
 __all__ = ["Subkernel"]
@@ -62,7 +63,8 @@ class Subkernel:
     `shared_dirs`: host directories the sandboxed kernel may read (read-only).
     `replay`: after a restart, re-run the blocks that had succeeded so the state comes back.
     `fork_server`: fork a sandboxed kernel from this process's fork server (kernels/forkserver.py,
-    milliseconds) instead of launching a new interpreter (about a second).
+    milliseconds) instead of launching a new interpreter (about a second); `preload`: the
+    modules that server imports once.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Subkernel:
         shared_dirs: list[str] | tuple[str, ...] = (),
         replay: bool = True,
         fork_server: bool = True,
+        preload: list[str] | tuple[str, ...] = PRELOAD,
     ) -> None:
         self.kernel_name = kernel_name
         self.startup_timeout = startup_timeout
@@ -92,6 +95,7 @@ class Subkernel:
         self.shared_dirs = list(shared_dirs)
         self.replay = replay
         self.fork_server = fork_server
+        self.preload = tuple(preload)
         self._want_sandbox = sandbox
         self._history: list[tuple[str, float]] = []  # successful blocks, for replay
         self.restarts = 0
@@ -196,7 +200,8 @@ class Subkernel:
         if sandboxed:
             self._km.kernel_id = str(uuid.uuid4())
             self._km.provisioner = sandbox_provisioner(self._km, self._private_dir, self.limits,
-                                                       self.shared_dirs, self.fork_server)
+                                                       self.shared_dirs, self.fork_server,
+                                                       self.preload)
         self._log = open(os.path.join(self._private_dir, "kernel.log"), "wb")  # noqa: SIM115
         await self._km.start_kernel(
             env=self._kernel_env(),
