@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from processes import alive, group_members, wait_until
 
 from jupyter_qwq.kernels import KernelPool, Subkernel, forkserver
@@ -78,38 +79,36 @@ async def test_branches_share_no_variables_files_or_processes():
         assert (await first.execute("print(secret)", timeout=10)).feedback() == "first branch"
 
 
-@pytest.mark.timeout(120)
-async def test_a_forked_kernel_holds_nothing_of_the_fork_server():
+@pytest_asyncio.fixture
+async def kernel():
     kernel = Subkernel()
-    try:
-        await kernel.start()
-        assert kernel.forked
-        [server] = forkserver.servers()
-        listing = await kernel.execute(textwrap.dedent(f"""
-            import os
-            print(os.path.exists({server.socket_path!r}), os.path.exists({server.dir!r}))
-            """), timeout=10)
-        assert listing.feedback() == "False False"  # its socket is outside the sandbox's view
-        # No descriptor of the server's sockets (listener, other kernels' connections) survived.
-        assert socket_inodes(kernel.pid).isdisjoint(socket_inodes(server.pid))
-    finally:
-        await kernel.shutdown()
+    await kernel.start()
+    yield kernel
+    await kernel.shutdown()
 
 
 @pytest.mark.timeout(120)
-async def test_interrupt_crash_and_restart_work_on_forked_kernels():
-    kernel = Subkernel()
-    try:
-        await kernel.start()
-        await kernel.execute("kept = 7", timeout=10)
-        slow = await kernel.execute("import time\ntime.sleep(60)", timeout=1)
-        assert slow.status == "timeout"  # stopped by SIGINT, or by a restart on a loaded machine
-        crash = await kernel.execute("import os\nos._exit(3)", timeout=20)
-        assert (crash.status, crash.restarted, crash.exit_code) == ("crashed", True, 3)
-        assert kernel.forked  # the restarted kernel was forked too
-        assert (await kernel.execute("print(kept)", timeout=10)).feedback() == "7"
-    finally:
-        await kernel.shutdown()
+async def test_a_forked_kernel_holds_nothing_of_the_fork_server(kernel):
+    assert kernel.forked
+    [server] = forkserver.servers()
+    listing = await kernel.execute(textwrap.dedent(f"""
+        import os
+        print(os.path.exists({server.socket_path!r}), os.path.exists({server.dir!r}))
+        """), timeout=10)
+    assert listing.feedback() == "False False"  # its socket is outside the sandbox's view
+    # No descriptor of the server's sockets (listener, other kernels' connections) survived.
+    assert socket_inodes(kernel.pid).isdisjoint(socket_inodes(server.pid))
+
+
+@pytest.mark.timeout(120)
+async def test_interrupt_crash_and_restart_work_on_forked_kernels(kernel):
+    await kernel.execute("kept = 7", timeout=10)
+    slow = await kernel.execute("import time\ntime.sleep(60)", timeout=1)
+    assert slow.status == "timeout"  # stopped by SIGINT, or by a restart on a loaded machine
+    crash = await kernel.execute("import os\nos._exit(3)", timeout=20)
+    assert (crash.status, crash.restarted, crash.exit_code) == ("crashed", True, 3)
+    assert kernel.forked  # the restarted kernel was forked too
+    assert (await kernel.execute("print(kept)", timeout=10)).feedback() == "7"
 
 
 @pytest.mark.timeout(120)
