@@ -81,7 +81,7 @@ class Server:
             request = json.loads(message)
             if len(fds) != 2:
                 raise ValueError("expected the kernel's stdout and stderr")
-            pid = self.fork(request, fds)
+            pid, ready = self.fork(request, fds)
         except Exception as error:  # noqa: BLE001 - the owner falls back to launching
             _send(connection, {"error": f"{type(error).__name__}: {error}"})
             self.forget(connection)
@@ -93,7 +93,17 @@ class Server:
         pidfd = os.pidfd_open(pid)
         self.pidfds[pidfd] = (pid, connection)
         self.selector.register(pidfd, selectors.EVENT_READ, self.reap)
-        _send(connection, {"pid": pid})
+        # The pid is said once the child leads its own session (the owner signals that group);
+        # meanwhile the server forks the next kernel.
+        self.selector.register(ready, selectors.EVENT_READ, lambda fd: self.ready(fd, connection))
+
+    def ready(self, fd, connection):
+        self.selector.unregister(fd)
+        os.read(fd, 1)  # a byte: the child called setsid; nothing: it died first (reaped soon)
+        os.close(fd)
+        pid = self.connections.get(connection)
+        if pid:
+            _send(connection, {"pid": pid})
 
     def reap(self, pidfd):
         pid, connection = self.pidfds.pop(pidfd)
@@ -121,9 +131,7 @@ class Server:
             os.close(ready_r)
             self.become_kernel(request, fds, ready_w)  # never returns
         os.close(ready_w)
-        os.read(ready_r, 1)  # the child leads its own session now (or has died)
-        os.close(ready_r)
-        return pid
+        return pid, ready_r
 
     def become_kernel(self, request, fds, ready_w):
         code = 1

@@ -98,6 +98,7 @@ async def test_a_forked_kernel_holds_nothing_of_the_fork_server(kernel):
     assert listing.feedback() == "False False"  # its socket is outside the sandbox's view
     # No descriptor of the server's sockets (listener, other kernels' connections) survived.
     assert socket_inodes(kernel.pid).isdisjoint(socket_inodes(server.pid))
+    assert os.listdir(f"/proc/{server.pid}/task") == [str(server.pid)]  # it forks single-threaded
 
 
 @pytest.mark.timeout(120)
