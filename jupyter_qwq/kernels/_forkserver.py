@@ -1,18 +1,19 @@
 """Fork server: a process that has already imported ipykernel (and numpy, sympy, ...) and forks
 one fresh kernel per request, which enters its sandbox and then runs ipykernel in-process.
 
-Run as ``python _forkserver.py SOCKET MODULE...`` (jupyter_qwq.kernels.forkserver starts it,
-through jupyter_qwq._processes, with the scrubbed environment a sandboxed kernel gets). It never
-runs model-written code itself and holds no state of the kernels it forked: each child is a copy
-of the same pristine process. It is single-threaded (a selector loop), so every fork happens
-with one thread; numpy's OpenBLAS stops its worker threads in its own pre-fork handler.
+Run as ``python _forkserver.py SOCKET OWNER_PID MODULE...`` (jupyter_qwq.kernels.forkserver
+starts it, through jupyter_qwq._processes, with the scrubbed environment a sandboxed kernel
+gets). It never runs model-written code itself and holds no state of the kernels it forked: each
+child is a copy of the same pristine process. It is single-threaded (a selector loop), so every
+fork happens with one thread (numpy's OpenBLAS stops its worker threads in its own pre-fork
+handler, at the rehearsal's fork already).
 
 Protocol, over a SOCK_SEQPACKET Unix socket in a 0700 directory: one connection per kernel. The
 owner sends one JSON message ``{"argv", "env", "cwd", "sandbox"}`` with the kernel's stdout and
 stderr as file descriptors; the server forks and answers ``{"pid": N}`` once the child leads a
 session of its own, then ``{"exit": code}`` (a negative signal number, like Popen) when it ends.
 If the owner closes the connection first, the child's process group is killed. The server ends
-when its parent does, killing its children.
+when its owner does (it checks every second), killing its children.
 
 Standard library and the preloaded modules only: it must not import jupyter_qwq (its atexit
 would run in every kernel).
@@ -41,13 +42,13 @@ KERNEL_MODULE = "ipykernel_launcher"
 
 
 class Server:
-    def __init__(self, path):
+    def __init__(self, path, owner):
         self.selector = selectors.DefaultSelector()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.listener.bind(path)
         self.listener.listen(64)
         self.selector.register(self.listener, selectors.EVENT_READ, self.accept)
-        self.owner = os.getppid()
+        self.owner = owner  # the process that started us: we end when it does
         self.connections = {}  # connection -> the pid of its kernel, or None before the fork
         self.pidfds = {}  # pidfd -> (pid, connection)
 
@@ -284,7 +285,7 @@ def _same_file(a, b):
 
 
 def main(args):
-    path, modules = args[0], args[1:]
+    path, owner, modules = args[0], int(args[1]), args[2:]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the owner's terminal is not ours
     os.close(os.pidfd_open(os.getpid()))  # Linux >= 5.3; else fail now and the owner launches
     for name in ("ipykernel.kernelapp", *modules):
@@ -295,7 +296,7 @@ def main(args):
     rehearse()
     warm_tracebacks()
     gc.freeze()  # the collector leaves the preloaded objects alone: fewer pages copied per kernel
-    Server(path).serve()
+    Server(path, owner).serve()
 
 
 if __name__ == "__main__":

@@ -107,7 +107,8 @@ class ForkServer:
         self.socket_path = os.path.join(self.dir, "socket")
         self.log_path = os.path.join(self.dir, "server.log")
         with open(self.log_path, "wb") as log_file:
-            self.proc = _processes.spawn([sys.executable, SERVER, self.socket_path, *preload],
+            self.proc = _processes.spawn([sys.executable, SERVER, self.socket_path,
+                                          str(os.getpid()), *preload],
                                          kind="forkserver", log=log_file, env=env, cwd="/")
         directory = self.dir
         _processes.own(self.proc.pid, "forkserver",
