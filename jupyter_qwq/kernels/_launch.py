@@ -18,6 +18,9 @@ Two modes, chosen by the config:
   exits with the kernel's status (re-raising its signal).
 
 Any failure before the exec is written to stderr and ends the launcher with exit code 121.
+
+The fork server (_forkserver.py) imports this module: its forked kernels call
+``enter_sandbox`` (everything above but the exec) and then run ipykernel in-process.
 """
 
 import ctypes
