@@ -124,6 +124,10 @@ class Server:
         argv = request["argv"]
         if argv[1:3] != ["-m", KERNEL_MODULE] or not _same_file(argv[0], sys.executable):
             raise ValueError(f"this server runs {sys.executable} -m {KERNEL_MODULE} only")
+        threads = len(os.listdir("/proc/self/task"))
+        if threads > 1:  # a preloaded module started them: a fork could copy a held lock
+            raise ValueError(f"the fork server runs {threads} threads (started by a preloaded "
+                             "module); forking it is unsafe")
         ready_r, ready_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
