@@ -243,13 +243,23 @@ class Subkernel:
             if reply is not None:
                 try:
                     await self._client.get_iopub_msg(timeout=0.2)  # IOPub is connected
-                    return
                 except Empty:
                     pass
+                else:
+                    self._adapt_protocol(reply)
+                    return
             if not await self._km.is_alive():
                 raise RuntimeError("the kernel died before replying to kernel_info")
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"no reply in {self.startup_timeout:g} s")
+
+    def _adapt_protocol(self, kernel_info: dict[str, Any]) -> None:
+        """Speak the kernel's protocol version, as jupyter_client's wait_for_ready does."""
+        from jupyter_client.session import protocol_version
+
+        major = int(str(kernel_info.get("protocol_version", protocol_version)).split(".")[0])
+        if major != int(protocol_version.split(".")[0]):
+            self._client.session.adapt_version = major
 
     def _stop_client(self) -> None:
         if self._client is not None:
