@@ -210,6 +210,15 @@ class Solve(Configurable):
     shared_dirs = List(
         Unicode(), help="Host directories a sandboxed subkernel may read (read-only), e.g. data."
     ).tag(config=True)
+    fork_kernels = Bool(
+        True,
+        help="Fork each sandboxed subkernel from a fork server that has imported ipykernel and "
+        "kernel_preload once (milliseconds), rather than start a new interpreter (about a second).",
+    ).tag(config=True)
+    kernel_preload = List(
+        Unicode(), ["numpy", "sympy"],
+        help="Modules the fork server imports once, so every forked subkernel has them loaded.",
+    ).tag(config=True, metavar="MODULE")
 
     # -- what an answer must be (AIMO: an integer from 0 to 99999) ---------------------------
     answer_type = CaselessStrEnum(
@@ -381,7 +390,8 @@ class Solve(Configurable):
         return {"kernel_name": self.kernel_name, "sandbox": self.sandbox,
                 "memory_limit": self.memory_limit, "cpu_limit": self.cpu_limit,
                 "max_processes": self.max_processes, "max_file_size": self.max_file_size,
-                "max_output_bytes": self.kernel_output_limit, "shared_dirs": tuple(self.shared_dirs)}
+                "max_output_bytes": self.kernel_output_limit, "shared_dirs": tuple(self.shared_dirs),
+                "fork_server": self.fork_kernels, "preload": tuple(self.kernel_preload)}
 
 
 def make_config(base: Solve | None = None, **overrides: Any) -> Solve:

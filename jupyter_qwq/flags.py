@@ -41,7 +41,7 @@ def build_parser(prog: str = "jupyter-qwq solve", with_problem: bool = True) -> 
         elif isinstance(trait, CaselessStrEnum):
             options["choices"] = list(trait.values)
         elif isinstance(trait, List):
-            options.update(action="append", metavar="DIR")
+            options.update(action="append", metavar=trait.metadata.get("metavar", "DIR"))
         elif isinstance(trait, Union):  # a value, or a list of them: the flag may be repeated
             options.update(action="append", metavar=name.upper())
         else:

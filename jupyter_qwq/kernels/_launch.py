@@ -18,6 +18,9 @@ Two modes, chosen by the config:
   exits with the kernel's status (re-raising its signal).
 
 Any failure before the exec is written to stderr and ends the launcher with exit code 121.
+
+The fork server (_forkserver.py) imports this module: its forked kernels call
+``enter_sandbox`` (everything above but the exec) and then run ipykernel in-process.
 """
 
 import ctypes
@@ -217,7 +220,9 @@ def _write(path, text):
         f.write(text)
 
 
-def launch(cfg, argv):
+def enter_sandbox(cfg):
+    """Contain this process as `cfg` says; it returns in the process that is to become the
+    kernel (in userns mode a child, PID 1 of a new PID namespace), with its cwd set."""
     parent = os.getppid()
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the starter died before we got here: stop
     if os.getppid() != parent:
@@ -237,7 +242,6 @@ def launch(cfg, argv):
     else:
         unshare(flags)
     build_filesystem(cfg)
-    env = dict(os.environ)
     if userns:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the interrupt is for the kernel
         child = os.fork()
@@ -258,6 +262,11 @@ def launch(cfg, argv):
     set_limits(cfg.get("rlimits", {}))
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     os.chdir(cfg["cwd"])
+
+
+def launch(cfg, argv):
+    env = dict(os.environ)
+    enter_sandbox(cfg)
     os.execvpe(argv[0], argv, env)
 
 

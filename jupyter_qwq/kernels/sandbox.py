@@ -197,12 +197,12 @@ class Sandbox:
             except OSError as error:
                 log.warning("Could not set up cgroup %s (%s); rlimits still apply.", path, error)
 
-    def wrap(self, cmd: list[str], connection_file: str, cwd: str) -> list[str]:
-        """The launcher command that sets the sandbox up and execs `cmd`."""
+    def config(self, cmd: list[str], connection_file: str, cwd: str) -> dict[str, object]:
+        """What the launcher (or a forked kernel) needs to enter this sandbox, for one launch."""
         if self.launches:
             self.sweep()  # a restart: nothing of the previous kernel may survive
         self.launches += 1
-        config = {
+        return {
             "uid": self.uid,
             "private_dir": self.private_dir,
             "connection_file": connection_file,
@@ -216,6 +216,9 @@ class Sandbox:
             "rlimits": self.limits.rlimits(),
             "cgroups": [os.path.join(c, "cgroup.procs") for c in self.cgroups],
         }
+
+    def wrap(self, cmd: list[str], config: dict[str, object]) -> list[str]:
+        """The launcher command that enters the sandbox `config` describes and execs `cmd`."""
         fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(config, f)

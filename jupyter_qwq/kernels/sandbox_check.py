@@ -86,7 +86,8 @@ def _probe() -> tuple[bool, str, dict]:
         connection = os.path.join(private, "connection.json")
         with open(connection, "w") as f:
             f.write("{}")
-        cmd = box.wrap([sys.executable, "-I", "-c", _PROBE, secret], connection, work)
+        probe = [sys.executable, "-I", "-c", _PROBE, secret]
+        cmd = box.wrap(probe, box.config(probe, connection, work))
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
                               env=box.env(dict(os.environ)), cwd=work)
         if done.returncode != 0:

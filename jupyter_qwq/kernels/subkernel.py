@@ -35,6 +35,7 @@ from .. import _processes
 from ..exceptions import KernelError
 from ..redaction import KEY_VARIABLES
 from .execution import MAX_OUTPUT_BYTES, Execution, Outputs
+from .forkserver import PRELOAD
 from .sandbox import Limits
 
 __all__ = ["Subkernel"]
@@ -61,6 +62,9 @@ class Subkernel:
     runs it unconfined (debugging). The limits apply to the sandboxed kernel; None lifts one.
     `shared_dirs`: host directories the sandboxed kernel may read (read-only).
     `replay`: after a restart, re-run the blocks that had succeeded so the state comes back.
+    `fork_server`: fork a sandboxed kernel from this process's fork server (kernels/forkserver.py,
+    milliseconds) instead of launching a new interpreter (about a second); `preload`: the
+    modules that server imports once.
     """
 
     def __init__(
@@ -78,6 +82,8 @@ class Subkernel:
         max_file_size: int | None = Limits.max_file_size,
         shared_dirs: list[str] | tuple[str, ...] = (),
         replay: bool = True,
+        fork_server: bool = True,
+        preload: list[str] | tuple[str, ...] = PRELOAD,
     ) -> None:
         self.kernel_name = kernel_name
         self.startup_timeout = startup_timeout
@@ -88,6 +94,8 @@ class Subkernel:
                              max_processes=max_processes, max_file_size=max_file_size)
         self.shared_dirs = list(shared_dirs)
         self.replay = replay
+        self.fork_server = fork_server
+        self.preload = tuple(preload)
         self._want_sandbox = sandbox
         self._history: list[tuple[str, float]] = []  # successful blocks, for replay
         self.restarts = 0
@@ -130,6 +138,11 @@ class Subkernel:
     def sandboxed(self) -> bool:
         """Whether this kernel runs inside the sandbox."""
         return self._sandbox is not None
+
+    @property
+    def forked(self) -> bool:
+        """Whether the running kernel was forked from the fork server (not launched)."""
+        return bool(getattr(self._km.provisioner, "forked", False)) if self._km is not None else False
 
     @property
     def _sandbox(self) -> Any:
@@ -187,7 +200,8 @@ class Subkernel:
         if sandboxed:
             self._km.kernel_id = str(uuid.uuid4())
             self._km.provisioner = sandbox_provisioner(self._km, self._private_dir, self.limits,
-                                                       self.shared_dirs)
+                                                       self.shared_dirs, self.fork_server,
+                                                       self.preload)
         self._log = open(os.path.join(self._private_dir, "kernel.log"), "wb")  # noqa: SIM115
         await self._km.start_kernel(
             env=self._kernel_env(),
@@ -217,7 +231,35 @@ class Subkernel:
         self._client = self._km.client()
         # No stdin channel: input() then raises StdinNotImplementedError instead of hanging.
         self._client.start_channels(stdin=False, hb=False)
-        await self._client.wait_for_ready(timeout=self.startup_timeout)
+        await self._wait_for_ready(time.monotonic() + self.startup_timeout)
+
+    async def _wait_for_ready(self, deadline: float) -> None:
+        """Until the kernel answers kernel_info on shell and IOPub reaches us too. Like
+        jupyter_client's wait_for_ready, without its final 0.2 s of draining IOPub: stale
+        messages are skipped by their parent id anyway."""
+        while True:
+            msg_id = self._client.kernel_info()
+            reply = await self._shell_reply(msg_id, timeout=min(1.0, deadline - time.monotonic()))
+            if reply is not None:
+                try:
+                    await self._client.get_iopub_msg(timeout=0.2)  # IOPub is connected
+                except Empty:
+                    pass
+                else:
+                    self._adapt_protocol(reply)
+                    return
+            if not await self._km.is_alive():
+                raise RuntimeError("the kernel died before replying to kernel_info")
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"no reply in {self.startup_timeout:g} s")
+
+    def _adapt_protocol(self, kernel_info: dict[str, Any]) -> None:
+        """Speak the kernel's protocol version, as jupyter_client's wait_for_ready does."""
+        from jupyter_client.session import protocol_version
+
+        major = int(str(kernel_info.get("protocol_version", protocol_version)).split(".")[0])
+        if major != int(protocol_version.split(".")[0]):
+            self._client.session.adapt_version = major
 
     def _stop_client(self) -> None:
         if self._client is not None:

@@ -1,0 +1,84 @@
+"""How long a fresh sandboxed subkernel takes to answer its first block, forked or launched.
+
+For each way of starting, one kernel is started first and not counted (the fork server starts
+then, once per process, and the interpreter's caches fill), then `--kernels` fresh kernels are
+started one after another; each time is from `Subkernel.start()` until the reply to its first
+`execute_request` (`x = 1`). The two ways alternate kernel by kernel, so a background load
+weighs on both alike; the kernel process's own CPU time until then, which a load does not change,
+is shown beside.
+
+    python benchmarks/kernel_start.py [--kernels 10] [--no-sandbox]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from jupyter_qwq.kernels import Subkernel
+
+WAYS = {"launched": False, "forked": True}  # a new interpreter; a fork of the fork server
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (a load on the machine does not change it)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def first_block(sandbox: bool, fork: bool) -> tuple[float, float, bool]:
+    """Seconds from start to the first block's reply, the kernel's CPU seconds until then, and
+    whether it really came from a fork."""
+    kernel = Subkernel(sandbox=sandbox, fork_server=fork)
+    started = time.monotonic()
+    try:
+        await kernel.start()
+        result = await kernel.execute("x = 1", timeout=30)
+        elapsed = time.monotonic() - started
+        if result.status != "ok":
+            raise RuntimeError(f"the first block failed: {result.feedback()}")
+        assert kernel.pid is not None
+        return elapsed, cpu_seconds(kernel.pid), kernel.forked
+    finally:
+        await kernel.shutdown()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernels", type=int, default=10, help="kernels timed per way")
+    parser.add_argument("--no-sandbox", action="store_true", help="unconfined kernels")
+    args = parser.parse_args()
+    sandbox = not args.no_sandbox
+    times: dict[str, list[float]] = {way: [] for way in WAYS}
+    cpu: dict[str, list[float]] = {way: [] for way in WAYS}
+    forked: dict[str, bool] = {}
+    for way, fork in WAYS.items():
+        _, _, forked[way] = await first_block(sandbox, fork)  # warm-up, not counted
+    for _ in range(args.kernels):
+        for way, fork in WAYS.items():
+            seconds, used, _ = await first_block(sandbox, fork)
+            times[way].append(seconds)
+            cpu[way].append(used)
+    table = Table(title=f"fresh {'sandboxed ' if sandbox else ''}subkernel: start to first "
+                        f"block's reply, {args.kernels} kernels each")
+    for column in ("way", "forked", "median (ms)", "min (ms)", "max (ms)", "× launched",
+                   "kernel CPU, median (ms)"):
+        table.add_column(column, justify="right")
+    baseline = statistics.median(times[next(iter(WAYS))])
+    for way, seconds in times.items():
+        median = statistics.median(seconds)
+        table.add_row(way, "yes" if forked[way] else "no", f"{median * 1000:.0f}",
+                      f"{min(seconds) * 1000:.0f}", f"{max(seconds) * 1000:.0f}",
+                      f"{median / baseline:.2f}", f"{statistics.median(cpu[way]) * 1000:.0f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
