@@ -14,6 +14,11 @@ CONFIDENCE_HELP = (
 )
 
 
+def count(n: int, word: str) -> str:
+    """'1 branch', '3 branches'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}{'es' if word.endswith(('s', 'ch')) else 's'}"
+
+
 def status_line(session: Session, elapsed: float) -> str:
     """Engine, time, tokens and how many branches are done, running and stopped."""
     statuses = [b.status for b in session.branches]
@@ -31,7 +36,7 @@ def summary(session: Session) -> str:
     """The answer in one line, then the error that ended the solve if one did: the record's
     text/plain form."""
     line = (f"{answer_or_none(session.answer)}  ({session.vote.agreement:.0%} agreement, "
-            f"{len(session.branches)} branches, {session.status.value})")
+            f"{count(len(session.branches), 'branch')}, {session.status.value})")
     return f"{line}\n{session.error}" if session.error else line
 
 
