@@ -129,3 +129,36 @@ def test_the_explorer_typesets_math_keeps_money_and_highlights_code(tmp_path):
         ours = [e for e in page.errors if "jupyter-qwq" in e[1]]
         assert ours == [], ours
         assert json.loads(json.dumps(server.get("/api/kernels"))) == []
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_the_exported_html_shows_typeset_math_with_no_network(tmp_path):
+    """The HTML export opened offline: its math is drawn (MathML), its amounts read as money."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from browser import chromium_page
+    from jupyter_qwq.views.export import export_file
+
+    session = reading_session()
+    nb = new_notebook(cells=[new_code_cell("%%solve\n" + session.problem, execution_count=1, outputs=[
+        new_output("display_data", data=mime_bundle(session), metadata={})])], metadata=NO_KERNEL)
+    nbformat.write(nb, tmp_path / "house.ipynb")
+    html = export_file(tmp_path / "house.ipynb", to="html", out=tmp_path / "house.html")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with chromium_page(width=1000, height=1400) as page:
+        requested = []
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                   else (requested.append(route.request.url), route.abort()))  # fmt: skip
+        page.goto(html.as_uri())
+        formulas = page.locator("math")
+        assert formulas.count() >= 5  # the display, inline and boxed math, and the answers
+        for i in range(formulas.count()):
+            box = formulas.nth(i).bounding_box()
+            assert box and box["width"] > 5 and box["height"] > 5, formulas.nth(i).get_attribute("alttext")
+        display = page.locator("math[display='block']").first
+        assert display.bounding_box()["width"] > 100
+        body = page.locator("body").inner_text()
+        assert "$80,000 and then puts in $50,000" in body
+        page.screenshot(path=ARTIFACTS / "export-offline.png", full_page=True)
