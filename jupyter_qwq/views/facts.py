@@ -86,4 +86,23 @@ def confidence_text(branch: Branch) -> str:
     return f"confidence {branch.confidence:.1f} {sparkline(branch_trace(branch.steps), 16)}".rstrip()
 
 
+FALLBACK_HELP = ("fallback: the branch gave no \\boxed{} answer; this one was extracted from its last "
+                 "lines, is shown but does not vote")
+
+
+def prompt_help(name: str) -> str:
+    """What a prompt variant's name ("tir+hint2") says, a line per part (as the explorer's
+    promptHelp in labextension/src/record.ts)."""
+    meanings = {
+        "tir": "tir: tool-integrated reasoning, the model may write Python that is run and its output read back",
+        "cot": "cot: chain of thought, reasoning in text only, no code is run",
+    }
+    lines = []
+    for part in name.split("+"):
+        number = part[4:] if part.startswith("hint") and part[4:].isdigit() else None
+        lines.append(meanings.get(part, part) if number is None else
+                     f"hint{number}: the problem was given with hint number {number} added, so branches start differently")
+    return "\n".join(lines)
+
+
 NO_LOGPROBS = "no log-probabilities from this engine, so no confidence"

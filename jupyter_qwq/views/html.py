@@ -14,8 +14,9 @@ from typing import Any
 
 from ..session import Branch, Session, Step
 from .prose import code_html, prose_html
-from .facts import (CONFIDENCE_HELP, NO_LOGPROBS, answer_or_none, branch_answer, branch_error,
-                    confidence_text, count, sampling_text, vote_notes)
+from .facts import (CONFIDENCE_HELP, FALLBACK_HELP, NO_LOGPROBS, answer_or_none, branch_answer,
+                    branch_error, confidence_text, count, is_fallback, prompt_help, sampling_text,
+                    vote_notes)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _IMAGES = ("image/png", "image/jpeg")
@@ -93,10 +94,11 @@ def tally_table(session: Session, limit: int | None = None) -> str:
 
 def _branch(branch: Branch, session: Session) -> str:
     label = branch_answer(branch)
-    answer = f" · answer <code>{_e(branch.answer)}</code>{_e(label[len(branch.answer):])}" if label else ""
+    mark = f"<span title='{_e(FALLBACK_HELP)}'>{_e(label[len(branch.answer):])}</span>" if is_fallback(branch) else ""
+    answer = f" · answer <code>{_e(branch.answer)}</code>{mark}" if label else ""
     confidence = confidence_text(branch)
     summary = (
-        f"Branch {branch.index} · {_e(branch.prompt)} · "
+        f"Branch {branch.index} · <span title='{_e(prompt_help(branch.prompt))}'>{_e(branch.prompt)}</span> · "
         f"<span class='status-{_e(branch.status.value)}'>{_e(branch.status.value)}</span>{answer} · "
         f"{branch.completion_tokens} tokens · {branch.elapsed:.1f} s"
         + (f" · <span class='meta' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>" if confidence else "")

@@ -20,7 +20,7 @@ import ipywidgets as w
 
 from ..events import Event
 from ..session import Branch, BranchStatus, Session, Step
-from .facts import CONFIDENCE_HELP, confidence_text, status_line
+from .facts import CONFIDENCE_HELP, FALLBACK_HELP, confidence_text, is_fallback, prompt_help, status_line
 from .html import output_html, tally_table
 from .prose import code_html, prose_html
 
@@ -165,12 +165,14 @@ def vote_html(session: Session) -> str:
 
 def _card_title(branch: Branch) -> str:
     answer = f" · <code>{_e(branch.answer)}</code>" if branch.answer is not None else ""
+    if is_fallback(branch):
+        answer += f" <span style='color:{_MUTED}' title='{_e(FALLBACK_HELP)}'>fallback</span>"
     colour = _COLOURS[branch.status]
     confidence = confidence_text(branch)
     shown = (f" · <span style='color:{_MUTED}' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>"
              if confidence else "")
     return (
-        f"<b>Branch {branch.index}</b> · {_e(branch.prompt)} · "
+        f"<b>Branch {branch.index}</b> · <span title='{_e(prompt_help(branch.prompt))}'>{_e(branch.prompt)}</span> · "
         f"<span style='color:{colour}'>{_e(branch.status.value)}</span>{answer} · "
         f"{branch.completion_tokens} tokens{shown}"
     )

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 
 import { pieces } from '../src/dollars';
 import { DOLLAR, fenced, protect, restore } from '../src/markdown';
+import { SOLVE_MIME, cellMime, isSolveSource } from '../src/plugin';
 
 const HOUSE = 'Josh buys a house for $80,000 and then puts in $50,000 in repairs.';
 const EGGS = 'She lays \\[ 3 \\text{ eggs/day} \\times 16 \\] eggs; so $x^2$ is \\(x \\cdot x\\).';
@@ -66,4 +67,12 @@ test('raw HTML in the text is escaped, in math too', () => {
 test('a code block gets a fence longer than its backticks', () => {
   assert.equal(fenced('x = 1', 'python'), '```python\nx = 1\n```\n');
   assert.equal(fenced('s = "````"', 'python'), '`````python\ns = "````"\n`````\n');
+});
+
+test('a %%solve cell is edited as plain text, any other cell as the notebook says', () => {
+  assert.equal(cellMime('%%solve --branches 4\nJosh buys a house for $80,000', 'text/x-ipython'), SOLVE_MIME);
+  assert.equal(cellMime('\n  %%solve\nx', 'text/x-ipython'), SOLVE_MIME);
+  assert.equal(cellMime('%%solver\nx', 'text/x-ipython'), 'text/x-ipython');
+  assert.equal(cellMime('x = 1\n%%solve', 'text/x-ipython'), 'text/x-ipython');
+  assert.equal(isSolveSource('%solve What is 6 times 7?'), false);
 });

@@ -162,3 +162,46 @@ def test_the_exported_html_shows_typeset_math_with_no_network(tmp_path):
         body = page.locator("body").inner_text()
         assert "$80,000 and then puts in $50,000" in body
         page.screenshot(path=ARTIFACTS / "export-offline.png", full_page=True)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+def test_a_solve_cell_is_edited_as_text_not_python(tmp_path):
+    """The body of a %%solve cell is words and math: no Python colours on `for`, `and`, `in`,
+    also once the kernel has told the notebook its language; a Python cell keeps its colours."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from browser import chromium_page, jupyter_lab, open_lab, open_notebook_with_kernel
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = new_notebook(cells=[new_code_cell("%%solve --branches 2\n" + reading_session().problem),
+                             new_code_cell("for x in range(3):\n    pass")], metadata=NO_KERNEL)
+    nbformat.write(nb, notebooks / "cells.ipynb")
+    with jupyter_lab(notebooks, tmp_path / "jhome") as server, chromium_page() as page:
+        open_lab(page, server)
+        open_notebook_with_kernel(page, "cells.ipynb")
+        cells = page.locator(".jp-NotebookPanel:visible .jp-Cell")
+        python_spans = cells.nth(1).locator(".cm-line span")
+        python_spans.first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1000)  # the kernel's language info has reached the notebook
+        assert page.evaluate("() => window.jupyterapp.shell.currentWidget.content.codeMimetype") \
+            == "text/x-ipython"
+        page.wait_for_function(
+            "() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content')"
+            ".querySelectorAll('.cm-line span').length === 0", timeout=15_000)  # fmt: skip
+        assert "for" in cells.nth(0).locator(".cm-content").inner_text()
+        assert python_spans.count() >= 2
+        assert page.evaluate(
+            "() => window.jupyterapp.shell.currentWidget.content.model.cells.get(0).mimeType") == "text/plain"
+        ARTIFACTS.mkdir(exist_ok=True)
+        cells.nth(0).screenshot(path=ARTIFACTS / "solve-cell-plain.png")
+        # Edited into a Python cell, it is coloured as Python again.
+        cells.nth(0).locator(".cm-content").click()
+        page.keyboard.press("Control+Home")
+        page.keyboard.press("Delete")
+        page.keyboard.press("Delete")
+        page.wait_for_function(
+            "() => window.jupyterapp.shell.currentWidget.content.model.cells.get(0).mimeType === 'text/x-ipython'",
+            timeout=10_000)  # fmt: skip

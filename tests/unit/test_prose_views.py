@@ -63,3 +63,14 @@ def test_old_records_without_prompt_text_still_load():
         del branch["messages"]
     assert Session.from_dict(data).branches[0].messages == []
     assert reading_session().to_dict()["branches"][0]["messages"][1]["role"] == "user"
+
+
+def test_prompt_names_and_the_fallback_mark_say_what_they_mean():
+    session = reading_session()
+    session.branches[1].answer_source = "fallback:last_number"
+    static, card = session_html(session), live_card_html(session.branches[1])
+    for shown in (static, live_card_html(session.branches[0])):
+        assert "title='tir: tool-integrated reasoning" in shown
+    for shown in (static, card):
+        assert "cot: chain of thought" in shown and "hint number 1" in shown
+        assert "no \\boxed{} answer" in shown and "does not vote" in shown
