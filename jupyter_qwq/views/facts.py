@@ -5,13 +5,26 @@ terminal.py, export.py) lay them out; none derives them again."""
 from __future__ import annotations
 
 from ..confidence import branch_trace, sparkline
-from ..session import Branch, BranchStatus, Session
+from ..session import Branch, BranchStatus, Session, Step
 
 SAMPLING = ("temperature", "top_p", "min_p", "top_k", "seed")
 CONFIDENCE_HELP = (
     "Token confidence: minus the mean log-probability of the model's top candidates at each "
     "token, averaged over the branch (higher: surer). The bars trace it from start to end."
 )
+
+
+def without_run_code(text: str, following: Step | None) -> str:
+    """The model's text without the fenced block at its end when that block is the code of the
+    step that follows: that step shows it, with its outputs."""
+    if following is None or following.kind != "code" or not following.code.strip():
+        return text
+    trimmed = text.rstrip()
+    opening = trimmed.rfind("```", 0, len(trimmed) - 3)
+    newline = trimmed.find("\n", opening)
+    if not trimmed.endswith("```") or opening < 0 or newline < 0 or newline > len(trimmed) - 3:
+        return text
+    return trimmed[:opening].rstrip() if trimmed[newline + 1:-3].strip() == following.code.strip() else text
 
 
 def count(n: int, word: str) -> str:

@@ -16,7 +16,7 @@ from ..session import Branch, Session, Step
 from .prose import code_html, prose_html
 from .facts import (CONFIDENCE_HELP, FALLBACK_HELP, NO_LOGPROBS, answer_or_none, branch_answer,
                     branch_error, confidence_text, count, is_fallback, prompt_help, sampling_text,
-                    vote_notes)
+                    vote_notes, without_run_code)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _IMAGES = ("image/png", "image/jpeg")
@@ -105,11 +105,12 @@ def _branch(branch: Branch, session: Session) -> str:
     )
     error = branch_error(branch, session)
     shown_error = f"<div class='err'>{_e(error)}</div>" if error else ""
-    steps = "".join(step_html(step) for step in branch.steps)
+    following = [*branch.steps[1:], None]
+    steps = "".join(step_html(step, after) for step, after in zip(branch.steps, following))
     return f"<details><summary>{summary}</summary>{shown_error}{steps}</details>"
 
 
-def step_html(step: Step) -> str:
+def step_html(step: Step, following: Step | None = None) -> str:
     if step.kind == "code":
         outputs = "".join(output_html(output) for output in step.outputs)
         label = f"<div class='meta'>code · {_e(step.execution)} · {step.duration:.2f} s</div>"
@@ -120,7 +121,7 @@ def step_html(step: Step) -> str:
         if step.reasoning
         else ""
     )
-    return f"{thinking}<div class='text'>{prose_html(step.text)}</div>"
+    return f"{thinking}<div class='text'>{prose_html(without_run_code(step.text, following))}</div>"
 
 
 def output_html(output: dict[str, Any]) -> str:

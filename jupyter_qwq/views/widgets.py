@@ -20,7 +20,8 @@ import ipywidgets as w
 
 from ..events import Event
 from ..session import Branch, BranchStatus, Session, Step
-from .facts import CONFIDENCE_HELP, FALLBACK_HELP, confidence_text, is_fallback, prompt_help, status_line
+from .facts import (CONFIDENCE_HELP, FALLBACK_HELP, confidence_text, is_fallback, prompt_help,
+                    status_line, without_run_code)
 from .html import output_html, tally_table
 from .prose import code_html, prose_html
 
@@ -190,9 +191,7 @@ def live_card_html(branch: Branch, thinking: bool = False) -> str:
             continue
         if thinking and step.reasoning:
             parts.append(f"<div style='{_THINKING}'>{prose_html(_tail(step.reasoning, THINKING_TAIL))}</div>")
-        text = step.text
-        if number + 1 < len(recent) and recent[number + 1].kind == "code" and "```" in text:
-            text = text[: text.rfind("```", 0, text.rfind("```"))]  # the code step below shows it
+        text = without_run_code(step.text, recent[number + 1] if number + 1 < len(recent) else None)
         if text.strip():
             parts.append(prose_html(_tail(text, TEXT_TAIL if step is recent[-1] else TEXT_TAIL // 3)))
     if branch.error:

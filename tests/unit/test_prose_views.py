@@ -7,7 +7,7 @@ import re
 
 from jupyter_qwq.session import Session
 from jupyter_qwq.views.dollars import DOLLAR
-from jupyter_qwq.views.facts import summary
+from jupyter_qwq.views.facts import summary, without_run_code
 from jupyter_qwq.views.html import session_html
 from jupyter_qwq.views.prose import prose_html
 from jupyter_qwq.views.widgets import live_card_html
@@ -74,3 +74,14 @@ def test_prompt_names_and_the_fallback_mark_say_what_they_mean():
     for shown in (static, card):
         assert "cot: chain of thought" in shown and "hint number 1" in shown
         assert "no \\boxed{} answer" in shown and "does not vote" in shown
+
+
+def test_code_that_ran_is_shown_once_below_the_text_that_wrote_it():
+    session = reading_session()
+    session.branches = session.branches[:1]
+    for shown in (session_html(session), live_card_html(session.branches[0])):
+        assert len(re.findall(r"80_000", shown)) == 1, shown
+    text, code = session.branches[0].steps[:2]
+    assert without_run_code(text.text, code).endswith("Check it:")
+    assert without_run_code("```python\nother()\n```", code) == "```python\nother()\n```"
+    assert without_run_code(text.text, None) == text.text
