@@ -115,6 +115,7 @@ class BranchRun:
     async def _converse(self) -> None:
         opening = prompts.initial_messages(self.session.problem, self.variant,
                                            self.config.answer_constraint().describe())
+        self.branch.messages = [dict(message) for message in opening]
         history: list[tuple] = []
         rounds_left = self.config.rounds if self.variant.uses_code else 0
         nudged = False

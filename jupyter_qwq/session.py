@@ -81,6 +81,7 @@ class Branch:
     prompt: str  # name of the prompt variant (e.g. "tir", "cot+hint-2")
     seed: int | None = None
     sampling: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, top_k, min_p
+    messages: list[dict[str, str]] = field(default_factory=list)  # the exact opening: system, user
     protocol: str = ""  # how code output went back: "continue" (same turn) or "chat" (a new message)
     status: BranchStatus = BranchStatus.PENDING
     answer: str | None = None

@@ -21,6 +21,7 @@ from ..kernels import KernelPool
 from ..session import BranchStatus, Session
 from ..solver import check_problem
 from ..solving import Solving
+from ..views.facts import count
 from ..views.widgets import LiveView
 from .background import Job, LoopThread
 
@@ -99,7 +100,7 @@ class Workbench:
         if interrupted:
             stopped = sum(b.status is BranchStatus.STOPPED for b in session.branches)
             kept = "`_`" + (f" and `{out}`" if out else "")
-            print(f"stopped: {stopped} branches cancelled, partial record in {kept}")
+            print(f"stopped: {count(stopped, 'branch')} cancelled, partial record in {kept}")
         self._keep(session, out)
         return session
 

@@ -2,7 +2,8 @@
 
     facts.py     what every view shows, worded once
     html.py      static HTML (GitHub, nbviewer, any browser; no script)
-    dollars.py   which dollar signs are math and which are money
+    dollars.py   which dollar signs are math and which are money (and which text is code)
+    prose.py     the model's text as HTML: rendered markdown, math for MathJax, Pygments code
     widgets.py   the live view in a notebook (ipywidgets)
     terminal.py  the terminal's live progress and summary (rich)
     export.py    a solved notebook as a clean notebook, HTML or Markdown

@@ -5,13 +5,31 @@ terminal.py, export.py) lay them out; none derives them again."""
 from __future__ import annotations
 
 from ..confidence import branch_trace, sparkline
-from ..session import Branch, BranchStatus, Session
+from ..session import Branch, BranchStatus, Session, Step
 
 SAMPLING = ("temperature", "top_p", "min_p", "top_k", "seed")
 CONFIDENCE_HELP = (
     "Token confidence: minus the mean log-probability of the model's top candidates at each "
     "token, averaged over the branch (higher: surer). The bars trace it from start to end."
 )
+
+
+def without_run_code(text: str, following: Step | None) -> str:
+    """The model's text without the fenced block at its end when that block is the code of the
+    step that follows: that step shows it, with its outputs."""
+    if following is None or following.kind != "code" or not following.code.strip():
+        return text
+    trimmed = text.rstrip()
+    opening = trimmed.rfind("```", 0, len(trimmed) - 3)
+    newline = trimmed.find("\n", opening)
+    if not trimmed.endswith("```") or opening < 0 or newline < 0 or newline > len(trimmed) - 3:
+        return text
+    return trimmed[:opening].rstrip() if trimmed[newline + 1:-3].strip() == following.code.strip() else text
+
+
+def count(n: int, word: str) -> str:
+    """'1 branch', '3 branches'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}{'es' if word.endswith(('s', 'ch')) else 's'}"
 
 
 def status_line(session: Session, elapsed: float) -> str:
@@ -31,7 +49,7 @@ def summary(session: Session) -> str:
     """The answer in one line, then the error that ended the solve if one did: the record's
     text/plain form."""
     line = (f"{answer_or_none(session.answer)}  ({session.vote.agreement:.0%} agreement, "
-            f"{len(session.branches)} branches, {session.status.value})")
+            f"{count(len(session.branches), 'branch')}, {session.status.value})")
     return f"{line}\n{session.error}" if session.error else line
 
 
@@ -80,6 +98,25 @@ def confidence_text(branch: Branch) -> str:
     if branch.confidence is None:
         return ""
     return f"confidence {branch.confidence:.1f} {sparkline(branch_trace(branch.steps), 16)}".rstrip()
+
+
+FALLBACK_HELP = ("fallback: the branch gave no \\boxed{} answer; this one was extracted from its last "
+                 "lines, is shown but does not vote")
+
+
+def prompt_help(name: str) -> str:
+    """What a prompt variant's name ("tir+hint2") says, a line per part (as the explorer's
+    promptHelp in labextension/src/record.ts)."""
+    meanings = {
+        "tir": "tir: tool-integrated reasoning, the model may write Python that is run and its output read back",
+        "cot": "cot: chain of thought, reasoning in text only, no code is run",
+    }
+    lines = []
+    for part in name.split("+"):
+        number = part[4:] if part.startswith("hint") and part[4:].isdigit() else None
+        lines.append(meanings.get(part, part) if number is None else
+                     f"hint{number}: the problem was given with hint number {number} added, so branches start differently")
+    return "\n".join(lines)
 
 
 NO_LOGPROBS = "no log-probabilities from this engine, so no confidence"

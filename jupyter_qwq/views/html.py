@@ -1,7 +1,8 @@
 """A Session as static HTML: readable on GitHub, nbviewer and in any browser, with no script.
 
 Everything from the record is escaped: the model's text and its code's output are untrusted.
-Rich outputs are limited to PNG/JPEG images (as data URIs) and text; HTML a branch's code produced
+The model's text is rendered markdown whose math is left for the viewer's MathJax (prose.py);
+code is highlighted with Pygments. Rich outputs are limited to PNG/JPEG images (as data URIs) and text; HTML a branch's code produced
 is shown as its text/plain form, never injected.
 """
 
@@ -12,9 +13,10 @@ import re
 from typing import Any
 
 from ..session import Branch, Session, Step
-from .dollars import math_and_text, money
-from .facts import (CONFIDENCE_HELP, NO_LOGPROBS, answer_or_none, branch_answer, branch_error,
-                    confidence_text, sampling_text, vote_notes)
+from .prose import code_html, prose_html
+from .facts import (CONFIDENCE_HELP, FALLBACK_HELP, NO_LOGPROBS, answer_or_none, branch_answer,
+                    branch_error, confidence_text, count, is_fallback, prompt_help, sampling_text,
+                    vote_notes, without_run_code)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _IMAGES = ("image/png", "image/jpeg")
@@ -22,7 +24,7 @@ _IMAGES = ("image/png", "image/jpeg")
 STYLE = """
 .qwq{font-family:system-ui,sans-serif;font-size:13px;line-height:1.45;max-width:1100px}
 .qwq h3{margin:.2em 0;font-size:15px}
-.qwq .problem{white-space:pre-wrap;padding:.4em .6em;border-left:3px solid #888;margin:.4em 0}
+.qwq .problem{padding:.4em .6em;border-left:3px solid #888;margin:.4em 0}
 .qwq .meta{color:#666}
 .qwq .answer{font-size:16px;font-weight:600;margin:.4em 0}
 .qwq table{border-collapse:collapse;margin:.4em 0}
@@ -30,7 +32,7 @@ STYLE = """
 .qwq details{margin:.3em 0;border:1px solid rgba(128,128,128,.3);border-radius:4px;padding:.2em .5em}
 .qwq summary{cursor:pointer}
 .qwq pre{white-space:pre-wrap;word-break:break-word;margin:.3em 0;padding:.4em;background:rgba(128,128,128,.08)}
-.qwq .text{white-space:pre-wrap}
+.qwq .text p{margin:.3em 0}
 .qwq .thinking{color:#777}
 .qwq .err{color:#b00}
 .qwq .status-answered{color:#080}.qwq .status-failed{color:#b00}.qwq .status-no_answer{color:#a60}
@@ -62,10 +64,10 @@ def _header(session: Session) -> str:
         sampling += f"; {NO_LOGPROBS}"
     return (
         f"<h3>jupyter_qwq · {_e(session.status.value)}</h3>"
-        f"<div class='problem'>{prose(session.problem)}</div>"
+        f"<div class='problem'>{prose_html(session.problem)}</div>"
         f"<div class='answer'>Answer: {shown}</div>{error}"
         f"<div class='meta'>{_e(engine.kind)} · {_e(engine.model)} · {session.elapsed:.1f} s · "
-        f"{session.completion_tokens} tokens · {len(session.branches)} branches · {_e(sampling)}</div>"
+        f"{session.completion_tokens} tokens · {count(len(session.branches), 'branch')} · {_e(sampling)}</div>"
     )
 
 
@@ -92,38 +94,34 @@ def tally_table(session: Session, limit: int | None = None) -> str:
 
 def _branch(branch: Branch, session: Session) -> str:
     label = branch_answer(branch)
-    answer = f" · answer <code>{_e(branch.answer)}</code>{_e(label[len(branch.answer):])}" if label else ""
+    mark = f"<span title='{_e(FALLBACK_HELP)}'>{_e(label[len(branch.answer):])}</span>" if is_fallback(branch) else ""
+    answer = f" · answer <code>{_e(branch.answer)}</code>{mark}" if label else ""
     confidence = confidence_text(branch)
     summary = (
-        f"Branch {branch.index} · {_e(branch.prompt)} · "
+        f"Branch {branch.index} · <span title='{_e(prompt_help(branch.prompt))}'>{_e(branch.prompt)}</span> · "
         f"<span class='status-{_e(branch.status.value)}'>{_e(branch.status.value)}</span>{answer} · "
         f"{branch.completion_tokens} tokens · {branch.elapsed:.1f} s"
         + (f" · <span class='meta' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>" if confidence else "")
     )
     error = branch_error(branch, session)
     shown_error = f"<div class='err'>{_e(error)}</div>" if error else ""
-    steps = "".join(step_html(step) for step in branch.steps)
+    following = [*branch.steps[1:], None]
+    steps = "".join(step_html(step, after) for step, after in zip(branch.steps, following))
     return f"<details><summary>{summary}</summary>{shown_error}{steps}</details>"
 
 
-def step_html(step: Step) -> str:
+def step_html(step: Step, following: Step | None = None) -> str:
     if step.kind == "code":
         outputs = "".join(output_html(output) for output in step.outputs)
         label = f"<div class='meta'>code · {_e(step.execution)} · {step.duration:.2f} s</div>"
-        return f"{label}<pre><code>{_e(step.code)}</code></pre>{outputs}"
+        return f"{label}{code_html(step.code)}{outputs}"
     thinking = (
         f"<details><summary class='meta'>thinking</summary><div class='text thinking'>"
-        f"{prose(step.reasoning)}</div></details>"
+        f"{prose_html(step.reasoning)}</div></details>"
         if step.reasoning
         else ""
     )
-    return f"{thinking}<div class='text'>{prose(step.text)}</div>"
-
-
-def prose(text: str) -> str:
-    """Text of the model or the user, escaped: its math left for the viewer's MathJax, its other
-    dollar signs shown as money."""
-    return "".join(_e(piece) if math else money(_e(piece)) for piece, math in math_and_text(text))
+    return f"{thinking}<div class='text'>{prose_html(without_run_code(step.text, following))}</div>"
 
 
 def output_html(output: dict[str, Any]) -> str:

@@ -4,6 +4,9 @@ It is a function of the Session record, redrawn on solver events: at most a few 
 per branch, each redraw batched in `hold_sync`. What it syncs stays small: the tail of each
 branch's text, its latest code block and output; the full transcript stays in the record, which
 is saved as the cell's output when the solve ends. Then the view is closed.
+
+The cards are an HTMLMath widget: the model's text is rendered from markdown in Python (prose.py),
+its math left for the front end's MathJax, its code highlighted with Pygments.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import ipywidgets as w
 
 from ..events import Event
 from ..session import Branch, BranchStatus, Session, Step
-from .facts import CONFIDENCE_HELP, confidence_text, status_line
+from .facts import (CONFIDENCE_HELP, FALLBACK_HELP, confidence_text, is_fallback, prompt_help,
+                    status_line, without_run_code)
 from .html import output_html, tally_table
+from .prose import code_html, prose_html
 
 REDRAW_EVERY = 0.3  # seconds between redraws while the branches stream
 TEXT_TAIL = 1200  # characters of a branch's latest text shown live
@@ -33,9 +38,8 @@ _COLOURS = {
 _MUTED = "var(--jp-ui-font-color2,#777)"
 _BORDER = "var(--jp-border-color2,#ccc)"
 _CARD = f"border:1px solid {_BORDER};border-radius:4px;padding:4px 8px;line-height:1.45"
-_CODE = "margin:2px 0;padding:4px 6px;white-space:pre-wrap;background:var(--jp-layout-color2,#f3f3f3)"
 _OUTPUT = f"border-left:3px solid {_BORDER};padding-left:6px;margin:2px 0 4px"
-_THINKING = f"white-space:pre-wrap;color:{_MUTED};border-left:2px dotted {_BORDER};padding-left:6px"
+_THINKING = f"color:{_MUTED};border-left:2px dotted {_BORDER};padding-left:6px"
 _GRID = {"stacked": "1fr", "side by side": "repeat(auto-fill, minmax(340px, 1fr))"}
 
 
@@ -72,7 +76,7 @@ class LiveView:
         for control in (self.layout_toggle, self.show_thinking):
             control.observe(self._guarded(lambda _change: self._redraw()), names="value")
         self.message = w.HTML("")
-        self.cards = w.HTML("")
+        self.cards = w.HTMLMath("")
         interactive = [self.layout_toggle, self.show_thinking, self.stop_button] if on_stop else []
         self.controls = w.HBox(interactive, layout=w.Layout(align_items="center"))
         self.widget = w.VBox([self.header, self.vote, self.controls, self.message, self.cards])
@@ -162,12 +166,14 @@ def vote_html(session: Session) -> str:
 
 def _card_title(branch: Branch) -> str:
     answer = f" · <code>{_e(branch.answer)}</code>" if branch.answer is not None else ""
+    if is_fallback(branch):
+        answer += f" <span style='color:{_MUTED}' title='{_e(FALLBACK_HELP)}'>fallback</span>"
     colour = _COLOURS[branch.status]
     confidence = confidence_text(branch)
     shown = (f" · <span style='color:{_MUTED}' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>"
              if confidence else "")
     return (
-        f"<b>Branch {branch.index}</b> · {_e(branch.prompt)} · "
+        f"<b>Branch {branch.index}</b> · <span title='{_e(prompt_help(branch.prompt))}'>{_e(branch.prompt)}</span> · "
         f"<span style='color:{colour}'>{_e(branch.status.value)}</span>{answer} · "
         f"{branch.completion_tokens} tokens{shown}"
     )
@@ -184,28 +190,13 @@ def live_card_html(branch: Branch, thinking: bool = False) -> str:
             parts.append(_code_html(step, codes_before))
             continue
         if thinking and step.reasoning:
-            parts.append(f"<div style='{_THINKING}'>{_e(_tail(step.reasoning, THINKING_TAIL))}</div>")
-        text = step.text
-        if number + 1 < len(recent) and recent[number + 1].kind == "code" and "```" in text:
-            text = text[: text.rfind("```", 0, text.rfind("```"))]  # the code step below shows it
+            parts.append(f"<div style='{_THINKING}'>{prose_html(_tail(step.reasoning, THINKING_TAIL))}</div>")
+        text = without_run_code(step.text, recent[number + 1] if number + 1 < len(recent) else None)
         if text.strip():
-            parts.append(_prose_html(_tail(text, TEXT_TAIL if step is recent[-1] else TEXT_TAIL // 3)))
+            parts.append(prose_html(_tail(text, TEXT_TAIL if step is recent[-1] else TEXT_TAIL // 3)))
     if branch.error:
         parts.append(f"<div style='color:#d62728'>{_e(branch.error)}</div>")
     return f"<div style='{_CARD}'>{''.join(parts)}</div>"
-
-
-def _prose_html(text: str) -> str:
-    """Model text, with its code fences (closed or still open) shown as code."""
-    pieces = text.split("```")
-    html_parts = []
-    for number, piece in enumerate(pieces):
-        if number % 2:  # inside a fence: drop the language tag line
-            code = piece.split("\n", 1)[1] if "\n" in piece else ""
-            html_parts.append(f"<pre style='{_CODE}'>{_e(code)}</pre>")
-        elif piece.strip():
-            html_parts.append(f"<div style='white-space:pre-wrap'>{_e(piece.strip(chr(10)))}</div>")
-    return "".join(html_parts)
 
 
 def _code_html(step: Step, number: int) -> str:
@@ -215,9 +206,17 @@ def _code_html(step: Step, number: int) -> str:
     output_block = f"<div style='{_OUTPUT}'>{outputs}</div>" if outputs else ""
     return (
         f"<div style='color:{_MUTED}'>code block {number} · {_e(state)}</div>"
-        f"<pre style='{_CODE}'>{_e(code)}</pre>{output_block}"
+        f"{code_html(code)}{output_block}"
     )
 
 
 def _tail(text: str, size: int) -> str:
-    return text if len(text) <= size else "…" + text[-size:]
+    """The end of `text`, from a line start when one is near, so math and fences stay whole; a
+    code fence open at the cut is opened again."""
+    if len(text) <= size:
+        return text
+    cut = len(text) - size
+    line = text.find("\n", cut, cut + size // 3)
+    start = line + 1 if line >= 0 else cut
+    reopen = "```\n" if text[:start].count("```") % 2 else ""
+    return "…\n" + reopen + text[start:]

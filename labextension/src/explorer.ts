@@ -1,10 +1,13 @@
 /**
- * The branch explorer's DOM, built from a Session record with createElement and textContent
- * only: the record is model output and must never be interpreted as HTML or run.
+ * The branch explorer's DOM, built from a Session record with createElement and textContent;
+ * the model's prose and code go through `IProse` (markdown.ts: JupyterLab's markdown parser,
+ * sanitizer and MathJax). The record is model output and is never run.
  */
 
+import { IProse, plainProse } from './markdown';
 import {
   CONFIDENCE_HELP,
+  FALLBACK_HELP,
   IBranch,
   IOutput,
   ISession,
@@ -12,6 +15,7 @@ import {
   ITallyItem,
   imageDataUri,
   isObject,
+  promptHelp,
   seconds,
   sparkline,
   str,
@@ -72,7 +76,31 @@ function metaItem(label: string, value: string): HTMLElement {
   return item;
 }
 
-function header(session: ISession): HTMLElement {
+/** Draw the model's text with `prose`; if that fails, the text is shown as it is. */
+function drawProse(host: HTMLElement, draw: Promise<void>, source: string): void {
+  draw.catch(() => {
+    host.textContent = source;
+  });
+}
+
+function copyButton(answer: string): HTMLButtonElement {
+  const button = el('button', `${cls('copy')} jp-mod-styled`, 'Copy');
+  button.type = 'button';
+  button.title = 'Copy the answer to the clipboard';
+  button.addEventListener('click', () => {
+    navigator.clipboard.writeText(answer).then(
+      () => {
+        button.textContent = 'Copied';
+      },
+      () => {
+        button.textContent = 'Copy failed: select the answer instead';
+      }
+    );
+  });
+  return button;
+}
+
+function header(session: ISession, prose: IProse): HTMLElement {
   const node = el('div', cls('header'));
 
   const title = el('div', cls('title'));
@@ -81,13 +109,15 @@ function header(session: ISession): HTMLElement {
   node.appendChild(title);
 
   if (session.problem) {
-    node.appendChild(el('div', cls('problem'), session.problem));
+    const problem = node.appendChild(el('div', cls('problem')));
+    drawProse(problem, prose.text(problem, session.problem), session.problem);
   }
 
   const answer = el('div', cls('answer'));
   answer.appendChild(el('span', cls('answerLabel'), 'Answer'));
   if (session.answer !== null) {
     answer.appendChild(answerCode(session.answer));
+    answer.appendChild(copyButton(session.answer));
   } else {
     answer.appendChild(el('span', cls('noAnswer'), 'no answer'));
   }
@@ -171,21 +201,23 @@ function withoutRunCode(text: string, next: IStep | undefined): string {
   return fenced.trim() === next.code.trim() ? trimmed.slice(0, open).trimEnd() : text;
 }
 
-function textStep(step: IStep, text: string): HTMLElement {
+function textStep(step: IStep, text: string, prose: IProse): HTMLElement {
   const node = el('div', `${cls('step')} ${cls('textStep')}`);
   if (step.reasoning) {
     const thinking = el('details', cls('thinking'));
     thinking.appendChild(el('summary', undefined, 'thinking'));
-    thinking.appendChild(el('div', cls('thinkingText'), step.reasoning));
+    const body = thinking.appendChild(el('div', cls('thinkingText')));
+    drawProse(body, prose.text(body, step.reasoning), step.reasoning);
     node.appendChild(thinking);
   }
   if (text) {
-    node.appendChild(el('div', cls('text'), text));
+    const body = node.appendChild(el('div', cls('text')));
+    drawProse(body, prose.text(body, text), text);
   }
   return node;
 }
 
-function codeStep(step: IStep): HTMLElement {
+function codeStep(step: IStep, prose: IProse): HTMLElement {
   const node = el('div', `${cls('step')} ${cls('codeStep')}`);
   const label = el('div', cls('codeLabel'));
   label.appendChild(el('span', undefined, 'code'));
@@ -196,7 +228,8 @@ function codeStep(step: IStep): HTMLElement {
   }
   label.appendChild(el('span', undefined, seconds(step.duration)));
   node.appendChild(label);
-  node.appendChild(el('pre', cls('code'), step.code));
+  const code = node.appendChild(el('div', cls('code')));
+  drawProse(code, prose.code(code, step.code, 'python'), step.code);
   const outputs = el('div', cls('outputs'));
   for (const out of step.outputs) {
     const rendered = output(out);
@@ -210,20 +243,47 @@ function codeStep(step: IStep): HTMLElement {
   return node;
 }
 
-function branchView(branch: IBranch): HTMLDetailsElement {
+/** The exact messages and sampling the branch started with, folded away. */
+function promptView(branch: IBranch): HTMLElement {
+  const node = el('details', cls('promptDetails'));
+  node.appendChild(el('summary', undefined, 'prompt and sampling'));
+  const sampling = el('div', cls('meta'));
+  for (const [name, value] of Object.entries(branch.sampling)) {
+    sampling.appendChild(metaItem(name, str(value)));
+  }
+  if (branch.protocol) {
+    const item = sampling.appendChild(metaItem('code output', branch.protocol));
+    item.title =
+      branch.protocol === 'continue'
+        ? "continue: a code block's output was appended to the model's own turn, which it continued"
+        : "chat: a code block's output went back as a new user message";
+  }
+  node.appendChild(sampling);
+  if (!branch.messages.length) {
+    node.appendChild(el('div', cls('empty'), 'This record does not hold the prompt text.'));
+  }
+  for (const message of branch.messages) {
+    node.appendChild(el('div', cls('metaLabel'), message.role));
+    node.appendChild(el('pre', cls('message'), message.content));
+  }
+  return node;
+}
+
+function branchView(branch: IBranch, prose: IProse): HTMLDetailsElement {
   const node = el('details', cls('branch'));
   node.dataset.branch = String(branch.index);
 
   const summary = el('summary', cls('branchSummary'));
   summary.appendChild(el('span', cls('branchName'), `Branch ${branch.index}`));
   summary.appendChild(statusBadge(branch.status));
-  summary.appendChild(el('span', cls('prompt'), branch.prompt));
+  const prompt = summary.appendChild(el('span', cls('prompt'), branch.prompt));
+  prompt.title = promptHelp(branch.prompt);
   const answer = el('span', cls('branchAnswer'));
   if (branch.answer !== null) {
     answer.appendChild(answerCode(branch.answer));
     if (branch.answerSource.startsWith('fallback')) {
       const marker = el('span', cls('fallback'), 'fallback');
-      marker.title = `Not boxed: extracted by ${branch.answerSource}`;
+      marker.title = `${FALLBACK_HELP} (rule: ${branch.answerSource})`;
       answer.appendChild(marker);
     }
     if (branch.answerOutside) {
@@ -257,9 +317,12 @@ function branchView(branch: IBranch): HTMLDetailsElement {
     if (branch.error) {
       body.appendChild(el('pre', cls('error'), branch.error));
     }
+    body.appendChild(promptView(branch));
     branch.steps.forEach((step, i) => {
       body.appendChild(
-        step.kind === 'code' ? codeStep(step) : textStep(step, withoutRunCode(step.text, branch.steps[i + 1]))
+        step.kind === 'code'
+          ? codeStep(step, prose)
+          : textStep(step, withoutRunCode(step.text, branch.steps[i + 1]), prose)
       );
     });
     if (!branch.steps.length && !branch.error) {
@@ -275,17 +338,20 @@ function branchView(branch: IBranch): HTMLDetailsElement {
   return node;
 }
 
-/** Render the whole explorer into `host`, replacing what it held. */
-export function renderExplorer(host: HTMLElement, session: ISession): void {
+/**
+ * Render the whole explorer into `host`, replacing what it held; the model's text is drawn by
+ * `prose` (plain text unless JupyterLab's markdown machinery is given).
+ */
+export function renderExplorer(host: HTMLElement, session: ISession, prose: IProse = plainProse): void {
   host.textContent = '';
   if (session.unsupported !== null) {
     host.appendChild(el('div', cls('unsupported'), session.unsupported));
     return;
   }
-  host.appendChild(header(session));
+  host.appendChild(header(session, prose));
 
   const branches = el('div', cls('branches'));
-  const views = session.branches.map(branchView);
+  const views = session.branches.map(branch => branchView(branch, prose));
   views.forEach(v => branches.appendChild(v));
 
   const tally = el('div', cls('tally'));

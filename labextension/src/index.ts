@@ -3,14 +3,16 @@
  *
  * It draws `application/vnd.jupyter-qwq.session+json`: the answer, the vote tally (click an
  * answer to keep only the branches that gave it), and every branch with its thinking, text, code
- * and the code's outputs. It runs no code and never parses record content as HTML, so it is
- * registered as safe and renders in untrusted notebooks too.
+ * and the code's outputs. The model's text is rendered as a markdown cell is (markdown, math, code
+ * highlighting) with JupyterLab's own parser, sanitizer and typesetter; its raw HTML is escaped.
+ * It runs no code, so it is registered as safe and renders in untrusted notebooks too.
  */
 
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { renderExplorer } from './explorer';
+import { IProse, jupyterProse } from './markdown';
 import { readSession } from './record';
 
 export const MIME_TYPE = 'application/vnd.jupyter-qwq.session+json';
@@ -22,15 +24,17 @@ export class ExplorerWidget extends Widget implements IRenderMime.IRenderer {
   constructor(options: IRenderMime.IRendererOptions) {
     super();
     this._mimeType = options.mimeType;
+    this._prose = jupyterProse(options);
     this.addClass('jp-QwqExplorer');
   }
 
   renderModel(model: IRenderMime.IMimeModel): Promise<void> {
-    renderExplorer(this.node, readSession(model.data[this._mimeType]));
+    renderExplorer(this.node, readSession(model.data[this._mimeType]), this._prose);
     return Promise.resolve();
   }
 
   private _mimeType: string;
+  private _prose: IProse;
 }
 
 export const rendererFactory: IRenderMime.IRendererFactory = {

@@ -34,9 +34,19 @@ export interface IStep {
   confidence: number[];
 }
 
+export interface IMessage {
+  role: string;
+  content: string;
+}
+
 export interface IBranch {
   index: number;
   prompt: string;
+  /** The exact messages the branch was started with (system, then user); empty in older records. */
+  messages: IMessage[];
+  /** The sampling the branch was run with, seed included. */
+  sampling: JsonObject;
+  protocol: string;
   status: string;
   answer: string | null;
   answerSource: string;
@@ -124,6 +134,11 @@ function readBranch(raw: unknown, position: number): IBranch {
   return {
     index: typeof b.index === 'number' ? b.index : position,
     prompt: str(b.prompt),
+    messages: list(b.messages)
+      .filter(isObject)
+      .map(m => ({ role: str(m.role), content: str(m.content) })),
+    sampling: b.seed === null || b.seed === undefined ? obj(b.sampling) : { ...obj(b.sampling), seed: b.seed },
+    protocol: str(b.protocol),
     status: str(b.status) || 'pending',
     answer: optionalStr(b.answer),
     answerSource: str(b.answer_source),
@@ -261,6 +276,28 @@ export function sparkline(values: number[], width = 16): string {
 export const CONFIDENCE_HELP =
   "Token confidence: minus the mean log-probability of the model's top candidates at each token, " +
   'averaged over the branch (higher: surer). The bars trace it from start to end.';
+
+/** What a prompt variant's name says ("tir+hint2"), one line per part, as jupyter_qwq/prompts.py names them. */
+export function promptHelp(name: string): string {
+  const parts = name.split('+').map(part => {
+    if (part === 'tir') {
+      return 'tir: tool-integrated reasoning, the model may write Python that is run and its output read back';
+    }
+    if (part === 'cot') {
+      return 'cot: chain of thought, reasoning in text only, no code is run';
+    }
+    const hint = /^hint(\d+)$/.exec(part);
+    if (hint) {
+      return `hint${hint[1]}: the problem was given with hint number ${hint[1]} added, so branches start differently`;
+    }
+    return part;
+  });
+  return parts.join('\n');
+}
+
+export const FALLBACK_HELP =
+  'fallback: the branch gave no \\boxed{} answer; this one was extracted from its last lines, ' +
+  'is shown but does not vote';
 
 export function seconds(value: number): string {
   return value < 10 ? `${value.toFixed(2)} s` : `${value.toFixed(1)} s`;

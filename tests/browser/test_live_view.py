@@ -33,7 +33,8 @@ PLOT = textwrap.dedent(
 )
 CODES = {0: PLOT, 1: "print(6 * 7)", 3: "print(sum([6] * 7) - 1)"}  # branch 3 is off by one
 LEADS = [
-    "We need the product of 6 and 7. Let me check it with a small table before trusting memory; ",
+    "We need the product \\(6 \\times 7\\), not $80,000 and then $50,000. Let me check it with a "
+    "small table before trusting memory; ",
     "Six sevens: I will compute this directly rather than recall it, since a check is cheap; ",
     "",
     "Think of 7 + 7 + 7 + 7 + 7 + 7 and add the sevens one by one, then confirm in Python; ",
@@ -124,8 +125,8 @@ class View:
         self.box = box
         self.header = box.locator("> .widget-html .widget-html-content").nth(0)
         self.message = box.locator("> .widget-html .widget-html-content").nth(1)
-        self.cards = box.locator("> .widget-html .widget-html-content").nth(2)
-        self.vote = box.locator("> .widget-htmlmath")
+        self.vote = box.locator("> .widget-htmlmath").nth(0)
+        self.cards = box.locator("> .widget-htmlmath .widget-htmlmath-content").nth(1)
 
     def numbers(self) -> dict[str, int] | None:
         """The header's counts, or None while it still says "starting…"."""
@@ -157,7 +158,7 @@ def _wait(predicate, timeout: float, what: str, every: float = 0.1):
 
 
 @pytest.mark.browser
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(240)
 def test_live_view_streams_then_the_explorer_shows_the_answer(lab):
     from browser import open_lab, open_notebook_with_kernel, open_notebook_without_kernel
 
@@ -186,6 +187,10 @@ def test_live_view_streams_then_the_explorer_shows_the_answer(lab):
     _wait(lambda: all(FILLER.split()[0] in view.card(i).inner_text() for i in range(4)),
           20, "streamed text in the four cards")  # fmt: skip
     assert "Branch 0" in view.card(0).inner_text() and "tir" in view.card(0).inner_text()
+    # Its math typeset by the front end's MathJax; its dollar amounts left as text.
+    _wait(lambda: view.card(0).locator("mjx-container").count() > 0, 20, "typeset math in card 0")
+    assert "not $80,000 and then $50,000" in view.card(0).inner_text()
+    assert not [m for m in view.card(0).locator("mjx-container").all_inner_texts() if "then" in m]
 
     # Then a code block with the subkernel's real output (and branch 0's real plot).
     _wait(lambda: "code block 1 · ok" in view.card(1).inner_text(), 30, "branch 1's code output")

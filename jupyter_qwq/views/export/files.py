@@ -12,6 +12,7 @@ from nbformat import NotebookNode
 from ...exceptions import ConfigError
 from .cells import find_sessions
 from .markdown import BRANCH_MODES, FORMATS, check_mode, one_line
+from .mathml import typeset_markdown
 from .notebook import export_notebook
 
 
@@ -75,12 +76,14 @@ def to_html(nb: NotebookNode, title: str = "") -> str:
 
     Not `sanitize_html=True`: nbconvert's sanitizer escapes <p>, <th>, <h3>… and mangles every
     markdown cell. The model's text and outputs are made safe before (safe_markdown, SAFE_MIMES);
-    the user's own cells are kept as the user wrote them.
+    the user's own cells are kept as the user wrote them. Math in markdown is typeset as MathML
+    (mathml.py), so it shows offline; what does not convert is left to MathJax, which needs the
+    network.
     """
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter()
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    body, _ = exporter.from_notebook_node(typeset_markdown(nb), resources={"metadata": {"name": title}})
     return body
 
 

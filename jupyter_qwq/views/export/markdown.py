@@ -11,7 +11,7 @@ from nbformat import NotebookNode
 
 from ...exceptions import ConfigError
 from ...session import MIME_TYPE
-from ..dollars import MATH, money
+from ..dollars import money, pieces
 
 FORMATS = {"ipynb": ".ipynb", "html": ".html", "markdown": ".md"}
 BRANCH_MODES = ("winner", "all")
@@ -29,8 +29,6 @@ PY_OPEN = re.compile(r"```[ \t]*(?:python3?|py)[ \t]*\n", re.IGNORECASE)
 
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-# Inline code and math: left as written (but no tag can start inside them).
-_PROTECTED = re.compile(r"(`+).+?(?<!`)\1(?!`)|" + MATH.pattern, re.DOTALL)
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 
 
@@ -40,6 +38,7 @@ def safe_markdown(text: str) -> str:
     Fenced code blocks are kept verbatim (markdown shows them as text). Elsewhere `<` becomes
     `&lt;`, except inside math and inline code, where a `<` right before a letter gets a space after
     it (TeX ignores it; HTML then sees no tag). `![` becomes `!\\[`, so no remote image is fetched.
+    A bare `\\boxed{..}` becomes inline math, so it shows boxed.
     """
     out: list[str] = []
     plain: list[str] = []
@@ -68,13 +67,11 @@ def safe_markdown(text: str) -> str:
 
 
 def _escape_inline(text: str) -> str:
-    pieces, last = [], 0
-    for match in _PROTECTED.finditer(text):
-        pieces.append(_escape_plain(text[last : match.start()]))
-        pieces.append(_TAG_START.sub("< ", _dollar_delimited(match.group(0))))
-        last = match.end()
-    pieces.append(_escape_plain(text[last:]))
-    return "".join(pieces)
+    """Plain text escaped; inline code and math left as written, but no tag can start in them."""
+    return "".join(
+        _escape_plain(piece) if kind == "text" else _TAG_START.sub("< ", _dollar_delimited(piece))
+        for piece, kind in pieces(text)
+    )
 
 
 def _dollar_delimited(math: str) -> str:
