@@ -238,6 +238,7 @@ class BranchRun:
         self.emit("code_started")
         if self.kernel is None:
             self.kernel = await self.kernels.acquire()
+            self.branch.kernel = self.kernel.where
         execution = await self.kernel.execute(code, timeout=self.config.code_timeout)
         step.outputs = execution.outputs
         step.execution = "restarted" if execution.restarted and execution.status == "ok" else execution.status

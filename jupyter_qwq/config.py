@@ -210,6 +210,20 @@ class Solve(Configurable):
     shared_dirs = List(
         Unicode(), help="Host directories a sandboxed subkernel may read (read-only), e.g. data."
     ).tag(config=True)
+    kernel_gateway = Unicode(
+        "",
+        help="Run the branches' kernels on this Jupyter Kernel Gateway or Enterprise Gateway "
+        "(http://host:8888), through jupyter_server's gateway client; its token, if any, from "
+        "$JUPYTER_GATEWAY_AUTH_TOKEN. The gateway confines them, not jupyter_qwq's sandbox.",
+    ).tag(config=True)
+
+    @validate("kernel_gateway")
+    def _gateway_url(self, proposal: Any) -> str:
+        url = proposal.value.strip().rstrip("/")
+        if url and not url.startswith(("http://", "https://")):
+            raise TraitError(f"kernel_gateway must be an http(s) URL, e.g. http://127.0.0.1:8888, not {url!r}")
+        return url
+
     fork_kernels = Bool(
         True,
         help="Fork each sandboxed subkernel from a fork server that has imported ipykernel and "
@@ -391,7 +405,8 @@ class Solve(Configurable):
                 "memory_limit": self.memory_limit, "cpu_limit": self.cpu_limit,
                 "max_processes": self.max_processes, "max_file_size": self.max_file_size,
                 "max_output_bytes": self.kernel_output_limit, "shared_dirs": tuple(self.shared_dirs),
-                "fork_server": self.fork_kernels, "preload": tuple(self.kernel_preload)}
+                "fork_server": self.fork_kernels, "preload": tuple(self.kernel_preload),
+                **({"gateway": self.kernel_gateway} if self.kernel_gateway else {})}
 
 
 def make_config(base: Solve | None = None, **overrides: Any) -> Solve:

@@ -95,6 +95,7 @@ class Branch:
     error: str = ""
     notes: list[str] = field(default_factory=list)  # what happened to it, e.g. a server restart
     confidence: float | None = None  # mean token confidence; None when the engine gave none
+    kernel: str = ""  # where its code ran: a local sandboxed subkernel, or a gateway's URL
     answer_outside: str = ""  # why the answer breaks the answer constraint, e.g. "not an integer"
     # -- how it was weighed and why it ended (decisions/) --
     stop_reason: str = ""  # answered | no-answer | cut-low-confidence | stopped-decided | budget

@@ -21,12 +21,14 @@ class KernelPool:
 
     Kernels are never reused across branches: state must not leak from one to another.
     `settings` are Subkernel's keyword arguments (kernel_name, sandbox, limits, shared_dirs,
-    replay, ...), given to every kernel the pool starts. `limit` caps the kernels alive at once
-    (0: no cap): an acquire beyond it waits until a kernel is released.
+    replay, ...), given to every kernel the pool starts; with `gateway` (a URL) the kernels run
+    on that Jupyter Kernel or Enterprise Gateway (GatewaySubkernel). `limit` caps the kernels
+    alive at once (0: no cap): an acquire beyond it waits until a kernel is released.
     """
 
     def __init__(self, limit: int = 0, **settings: Any) -> None:
-        inspect.signature(Subkernel).bind(**settings)  # a misspelt setting fails here, not later
+        local = {name: value for name, value in settings.items() if name != "gateway"}
+        inspect.signature(Subkernel).bind(**local)  # a misspelt setting fails here, not later
         if limit < 0:
             raise ValueError(f"a kernel pool's limit must be 0 (no cap) or more, not {limit}")
         self.settings = settings
@@ -35,6 +37,7 @@ class KernelPool:
         self._kernels: dict[Subkernel, None] = {}  # an ordered set of kernels not yet stopped
         self._warm: deque[tuple[Subkernel, asyncio.Task[None]]] = deque()  # prestarted
         self._starting: set[asyncio.Task[None]] = set()  # every start still in progress
+        self._stopping: set[asyncio.Future[None]] = set()  # released kernels still shutting down
         self._closed = False
 
     async def __aenter__(self) -> KernelPool:
@@ -81,10 +84,13 @@ class KernelPool:
         await asyncio.gather(*(starting for _, starting in self._warm))
 
     async def release(self, kernel: Subkernel) -> None:
-        """Shut a kernel down for good."""
+        """Shut a kernel down for good (the pool's shutdown waits for it, even if this is cancelled)."""
         self._kernels.pop(kernel, None)
+        stopping = asyncio.ensure_future(kernel.shutdown())
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
         try:
-            await kernel.shutdown()
+            await asyncio.shield(stopping)
         finally:
             await self._notify_released()
 
@@ -98,13 +104,23 @@ class KernelPool:
         await asyncio.gather(*starting, return_exceptions=True)
         kernels = list(self._kernels)
         self._kernels.clear()
-        results = await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
+        results = await asyncio.gather(*(k.shutdown() for k in kernels), *self._stopping,
+                                       return_exceptions=True)
         for error in (r for r in results if isinstance(r, BaseException)):
             log.warning("A subkernel failed to shut down cleanly: %s", error)
         await self._notify_released()  # a waiting acquire learns the pool is closed
 
+    def _new_kernel(self) -> Subkernel:
+        settings = dict(self.settings)
+        gateway = settings.pop("gateway", "")
+        if gateway:
+            from .gateway import GatewaySubkernel
+
+            return GatewaySubkernel(gateway, **settings)
+        return Subkernel(**settings)
+
     def _start_in_background(self) -> tuple[Subkernel, asyncio.Task[None]]:
-        kernel = Subkernel(**self.settings)
+        kernel = self._new_kernel()
         self._kernels[kernel] = None
         task = asyncio.create_task(self._start(kernel))
         self._starting.add(task)

@@ -140,6 +140,13 @@ class Subkernel:
         return self._sandbox is not None
 
     @property
+    def where(self) -> str:
+        """Where this kernel's code runs, as the record says it."""
+        if not self.sandboxed:
+            return "local subkernel, not sandboxed"
+        return "local subkernel, sandboxed" + (", forked" if self.forked else "")
+
+    @property
     def forked(self) -> bool:
         """Whether the running kernel was forked from the fork server (not launched)."""
         return bool(getattr(self._km.provisioner, "forked", False)) if self._km is not None else False
