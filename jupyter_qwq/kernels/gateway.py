@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -59,7 +60,8 @@ class GatewaySubkernel(Subkernel):
     async def _connect(self) -> None:
         self._client = self._km.client()
         await self._client.start_channels(stdin=False, hb=False)
-        await self._client.wait_for_ready(timeout=self.startup_timeout)
+        # not jupyter_client's wait_for_ready: it asks the local provisioner whether the kernel lives
+        await self._wait_for_ready(time.monotonic() + self.startup_timeout)
 
     async def _stop_kernel(self) -> None:
         km = self._km

@@ -68,13 +68,20 @@ async def test_code_runs_on_the_gateway_and_its_kernels_are_gone_after(scripted,
     assert kernels_on(gateway) == []
 
 
-async def test_a_gateway_kernel_keeps_its_state_through_an_interrupted_block(scripted, gateway):
+HANGS = "while True:\n    pass"
+IGNORES_INTERRUPTS = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+
+
+@pytest.mark.parametrize("block", [HANGS, IGNORES_INTERRUPTS], ids=["interrupted", "restarted"])
+async def test_a_gateway_kernel_keeps_its_state_through_a_block_that_hangs(scripted, gateway, block):
+    """Interrupted through the gateway's REST API; one that ignores it restarts, and the blocks
+    that had succeeded are replayed so `x` is still there."""
     def script(body):
         _, round_ = branch_and_round(body)
         if round_ == 1:
             return Reply("```python\nx = 5\nprint('set')\n```")
         if round_ == 2:
-            return Reply("```python\nwhile True:\n    pass\n```")
+            return Reply(f"```python\n{block}\n```")
         if round_ == 3:
             return Reply("```python\nprint(x * 2)\n```")
         return Reply(f"\\boxed{{{last_output(body)}}}")
