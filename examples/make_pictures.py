@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--branches", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=400)
     parser.add_argument("--problem", default=PROBLEM)
-    parser.add_argument("--live-after", type=float, default=30.0, help="seconds into the solve for the live picture")
+    parser.add_argument("--live-after", type=float, default=120.0, help="seconds into the solve for the live picture")
     parser.add_argument("--out", type=Path, default=ROOT / "examples" / "images")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def main() -> None:
         home, notebooks = Path(scratch), Path(scratch) / "notebooks"
         notebooks.mkdir()
         write_notebook(notebooks / "solve.ipynb", args.endpoint, args.branches, args.max_tokens, args.problem)
-        with jupyter_lab(notebooks, home / "jhome") as server, chromium_page(width=1200, height=1000) as page:
+        with jupyter_lab(notebooks, home / "jhome") as server, chromium_page(width=1200, height=1800) as page:
             open_lab(page, server)
             page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
             open_notebook_with_kernel(page, "solve.ipynb")
@@ -80,6 +80,8 @@ def main() -> None:
             open_notebook_without_kernel(page, "solve.ipynb")
             explorer = page.locator(".jp-NotebookPanel:visible .jp-QwqExplorer").first
             explorer.wait_for(timeout=60_000)
+            explorer.locator('.jp-QwqExplorer-branch[data-branch="0"] > summary').click()  # its reasoning
+            page.wait_for_timeout(3000)  # MathJax typesets
             explorer.scroll_into_view_if_needed()
             explorer.screenshot(path=args.out / "explorer.png")
     print(f"wrote {args.out / 'live-view.png'}, {args.out / 'explorer.png'} and {args.out / 'solved.ipynb'}")
