@@ -336,7 +336,9 @@ def test_kernels_and_state_do_not_leak_between_solves(scripted, tmp_path):
         "import json\n%load_ext jupyter_qwq",
         f"%%solve --endpoint {server.base_url} --branches 2 --seed 0\nLeak?",
         f"%%solve --endpoint {server.base_url} --branches 2 --seed 0\nLeak?",
-        KERNEL_STATE + "print([k.pid for k in pool.kernels])",
+        KERNEL_STATE + "import time\nfor _ in range(600):  # the warm kernels start in the background\n"
+        "    if all(k.pid for k in pool.kernels): break\n    time.sleep(0.1)\n"
+        "print([k.pid for k in pool.kernels])",
     )
     execute(nb, tmp_path)
     assert session_in(nb.cells[1]).answer == "False"
