@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import time
 from typing import Any
 
@@ -37,10 +38,6 @@ class GatewaySubkernel(Subkernel):
     @property
     def where(self) -> str:
         return f"gateway {self.gateway}"
-
-    @property
-    def alive(self) -> bool:
-        return not self._closed and self._client is not None and self._km.has_kernel
 
     async def _launch(self) -> None:
         from jupyter_server.gateway.gateway_client import GatewayClient
@@ -88,9 +85,11 @@ class GatewaySubkernel(Subkernel):
 @atexit.register
 def _delete_started_kernels() -> None:
     """Kernels left on a gateway by a process that ends without stopping them."""
+    token = os.environ.get("JUPYTER_GATEWAY_AUTH_TOKEN")
+    headers = {"Authorization": f"token {token}"} if token else {}
     for kernel_url in list(_started):
         try:
-            httpx.delete(kernel_url, timeout=5)
+            httpx.delete(kernel_url, headers=headers, timeout=5)
         except httpx.HTTPError:
             pass
     _started.clear()
