@@ -18,7 +18,7 @@ import asyncio
 from typing import Any
 
 from .config import Solve, make_config
-from .engines.runtime import Engine, Recovery, engine_settings, open_engine
+from .engines.runtime import Engine, engine_settings, open_engine
 from .events import Listener
 from .kernels import KernelPool
 from .session import Session

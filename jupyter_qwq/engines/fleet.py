@@ -94,11 +94,12 @@ class EngineFleet:
         for url, (since, _) in list(self.out.items()):
             if now - since >= self.rest:
                 del self.out[url]  # rested: it gets another chance
-        ready = [client for client in self.clients if client.base_url not in self.out]
+        ready = [(i, c) for i, c in enumerate(self.clients) if c.base_url not in self.out]
         if not ready:
             return None
         turn = next(self._turn)
-        return min(ready, key=lambda c: (self.load[c.base_url], (self.clients.index(c) - turn) % len(self.clients)))
+        _, client = min(ready, key=lambda ic: (self.load[ic[1].base_url], (ic[0] - turn) % len(self.clients)))
+        return client
 
     def take_out(self, client: EngineClient, why: str) -> None:
         if client.base_url not in self.out:

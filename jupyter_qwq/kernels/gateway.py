@@ -24,7 +24,7 @@ __all__ = ["GatewaySubkernel"]
 
 log = logging.getLogger(__name__)
 
-_started: dict[str, str] = {}  # kernel URL → gateway URL, for the kernels still running
+_started: set[str] = set()  # the URLs of the kernels this process runs on a gateway
 
 
 class GatewaySubkernel(Subkernel):
@@ -51,7 +51,7 @@ class GatewaySubkernel(Subkernel):
         client.ws_url = "ws" + self.gateway.removeprefix("http")
         self._km = GatewayKernelManager(kernel_name=self.kernel_name, log=log)
         await self._km.start_kernel(kernel_name=self.kernel_name)
-        _started[self._km.kernel_url] = self.gateway
+        _started.add(self._km.kernel_url)
         await self._connect()
 
     async def _connect(self) -> None:
@@ -68,7 +68,7 @@ class GatewaySubkernel(Subkernel):
             await km.shutdown_kernel(now=True)
         except Exception as error:
             log.warning("The gateway did not stop kernel %s (%s).", km.kernel_id, error)
-        _started.pop(km.kernel_url, None)
+        _started.discard(km.kernel_url)
 
     def _remember_process_group(self) -> None:
         """The gateway owns the kernel's process: nothing local to own."""

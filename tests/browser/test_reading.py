@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_qwq.session import MIME_TYPE
 from jupyter_qwq.views import mime_bundle
 
 from reading import HOSTILE, reading_session

@@ -12,7 +12,7 @@ from jupyter_qwq.views.html import session_html
 from jupyter_qwq.views.prose import prose_html
 from jupyter_qwq.views.widgets import live_card_html
 
-from reading import DISPLAY, HOSTILE, INLINE, reading_session
+from reading import DISPLAY, INLINE, reading_session
 
 
 def test_markdown_is_rendered_and_math_keeps_its_delimiters():
