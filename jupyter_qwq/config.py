@@ -304,7 +304,8 @@ class Solve(Configurable):
     stop = Unicode(
         "lossless",
         help="When to stop the branches still running. lossless: once they cannot change the "
-        "winner; agree:K: once K branches agree (AIMO-3: agree:4 of 8); confidence: DeepConf "
+        "winner whatever they answer and score (a weighted vote on confidence, best, or keep-top "
+        "waits for every branch, as no bound settles them earlier); agree:K: once K branches agree (AIMO-3: agree:4 of 8); confidence: DeepConf "
         "online (warmup, warmup_percentile, consensus); none: run every branch to its end "
         "(as --no-early-stop).",
     ).tag(config=True)

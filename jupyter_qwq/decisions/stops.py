@@ -1,6 +1,10 @@
 """When to stop a solve, and when to cut one branch: pure rules on the vote so far.
 
-- lossless: the branches still running cannot change the winner (counts; exact for majority);
+- lossless: the branches still running cannot change the winner, whatever they answer and
+  score: by counts for a majority; by weights for a weighted vote on a bounded score (prm and
+  critic score in [0, 1]); a vote no bound can settle early (confidence weights, which have no
+  upper bound, `best`, or a keep-top filter, which a later branch can reorder) waits for every
+  branch;
 - agree:K: some answer has K branches (AIMO-3's winner stops at 4 of 8);
 - confidence: DeepConf online. The warm-up branches (the first `warmup` by index) run to their
   end and set a threshold at a percentile of their lowest-group confidence; every later branch
@@ -18,23 +22,44 @@ from ..session import Vote
 from .policy import Policy
 from .scores import percentile
 
+BOUNDED_SCORES = {"prm": 1.0, "critic": 1.0}  # probabilities and shares of steps
 
-def decided(vote: Vote, still_running: int) -> bool:
+
+def decided(vote: Vote, still_running: int, bound: float | None = None) -> bool:
     """True when the branches still running cannot change the winner (lossless early stop).
 
     The worst case is that every running branch joins the runner-up, or founds a new group.
     The leader is safe only if `leader > runner_up + still_running`, strictly: at equality the
     result would be a tie, settled by the lowest branch index, and a still-running branch may
     have a lower index than any finished one, so `>=` could stop on a winner that loses.
+    With `bound` (the most one branch can weigh), the same holds for the groups' weights.
     With nothing running, any vote that has an answer is decided.
     """
     if vote.answer is None or not vote.tally:
         return False
     if still_running <= 0:
         return True
-    leader = vote.tally[0].count
-    runner_up = vote.tally[1].count if len(vote.tally) > 1 else 0
-    return leader > runner_up + still_running
+    if bound is None:
+        leader = vote.tally[0].count
+        runner_up = vote.tally[1].count if len(vote.tally) > 1 else 0
+        return leader > runner_up + still_running
+    leading = vote.tally[0].weight or 0.0
+    second = (vote.tally[1].weight or 0.0) if len(vote.tally) > 1 else 0.0
+    return leading > second + still_running * bound
+
+
+def lossless_bound(policy: Policy) -> float | None | bool:
+    """What one running branch can add to a group under `policy`: None to count branches, a
+    number for bounded weights, False when no bound settles the vote before every branch ends."""
+    if policy.score == "none":
+        return None
+    if policy.keep_top < 100:
+        return False
+    if policy.vote == "majority":
+        return None
+    if policy.vote == "weighted" and policy.score in BOUNDED_SCORES:
+        return BOUNDED_SCORES[policy.score]
+    return False
 
 
 def should_stop(policy: Policy, vote: Vote, still_running: int, warmed_up: bool) -> bool:
@@ -43,7 +68,8 @@ def should_stop(policy: Policy, vote: Vote, still_running: int, warmed_up: bool)
         return False
     kind, k = policy.stop_rule
     if kind == "lossless":
-        return decided(vote, still_running)
+        bound = lossless_bound(policy)
+        return bound is not False and decided(vote, still_running, bound)
     if kind == "agree":
         return any(item.count >= k for item in vote.tally)
     if kind == "confidence":

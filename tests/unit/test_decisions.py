@@ -141,3 +141,33 @@ def test_the_critics_verdict_becomes_a_score():
     assert read_verdict("\\boxed{0}", 4).score == 0.0
     assert read_verdict("I cannot tell.", 4).score is None
     assert read_verdict("\\boxed{9}", 4).score is None  # no such step
+
+
+def test_the_lossless_stop_never_changes_the_answer_of_any_vote():
+    """Every way the running branches could still answer and score, under each policy: where the
+    lossless rule stops, no outcome of the rest changes the vote's answer."""
+    import itertools
+
+    finished = {0: "1", 1: "1", 2: "1", 3: "2"}
+    policies = [Policy(), Policy(score="prm", vote="weighted"), Policy(score="critic", vote="weighted"),
+                Policy(score="confidence", vote="weighted"), Policy(score="prm", vote="best"),
+                Policy(score="prm", vote="weighted", keep_top=50)]
+    for policy, scores in itertools.product(policies, ({0: 0.9, 1: 0.8, 2: 0.9, 3: 0.1},
+                                                       {0: 0.2, 1: 0.1, 2: 0.3, 3: 0.95})):
+        so_far = tally(finished, scores, policy.vote, policy.keep_top)
+        for running in (1, 2):
+            if not should_stop(policy, so_far, running, False):
+                continue
+            for answers in itertools.product(("1", "2", "3"), repeat=running):
+                for more in itertools.product((0.0, 1.0, 30.0 if policy.score == "confidence" else 1.0),
+                                              repeat=running):
+                    late = {4 + i: a for i, a in enumerate(answers)}
+                    full = tally({**finished, **late}, {**scores, **{4 + i: m for i, m in enumerate(more)}},
+                                 policy.vote, policy.keep_top)
+                    assert full.answer == so_far.answer, (policy, scores, late, more)
+    strong = tally(finished, {0: 0.9, 1: 0.8, 2: 0.9, 3: 0.1}, "weighted")  # 2.6 against 0.1
+    assert should_stop(Policy(score="prm", vote="weighted"), strong, 2, False)  # 2.6 > 0.1 + 2
+    assert not should_stop(Policy(score="prm", vote="weighted"), strong, 3, False)
+    assert not should_stop(Policy(score="confidence", vote="weighted"), strong, 1, False)  # no bound
+    assert not should_stop(Policy(score="prm", vote="best"), strong, 1, False)
+    assert should_stop(Policy(score="none", keep_top=50), tally(finished), 1, False)  # nothing to drop by
