@@ -1,0 +1,102 @@
+"""The decisions of a solve, in a real JupyterLab in chromium: a saved notebook whose records
+hold a weighted PRM vote with a --keep-top drop, step rewards and a branch cut by low
+confidence, opened with no kernel. The explorer shows each answer's weight, the vote's notes,
+each branch's score and why it stopped, and each step coloured by its reward with its figure.
+Screenshots go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import re
+from pathlib import Path
+
+import pytest
+from decided import decided_session
+
+from jupyter_qwq.views import mime_bundle
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+NO_KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+             "language_info": {"name": "python"}}
+
+
+def _notebook(path: Path) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    cells = [new_code_cell(f"%%solve --score {score} --vote weighted\nWhat is 6 x 7?", execution_count=n,
+                           outputs=[new_output("display_data", data=mime_bundle(decided_session(score)),
+                                               metadata={})])
+             for n, score in enumerate(("prm", "confidence"), 1)]
+    nb = new_notebook(cells=cells, metadata=NO_KERNEL)
+    nbformat.validate(nb)
+    nbformat.write(nb, path)
+
+
+def _rgb(hue: int) -> tuple[int, ...]:
+    """hsl(hue, 65%, 40%) as the browser computes it."""
+    return tuple(round(255 * c) for c in colorsys.hls_to_rgb(hue / 360, 0.40, 0.65))
+
+
+def _parse_rgb(css: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in re.findall(r"\d+", css)[:3])
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_the_explorer_shows_weights_reasons_scores_and_coloured_steps(tmp_path):
+    from browser import saved_notebook_open
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with saved_notebook_open(tmp_path, "decided.ipynb", _notebook) as (_server, page):
+        explorers = page.locator(".jp-QwqExplorer")
+        explorers.nth(1).wait_for(timeout=60_000)
+        prm, confidence = explorers.nth(0), explorers.nth(1)
+
+        # The tally: each answer's weight beside its count, and the vote's notes.
+        row = prm.locator(".jp-QwqExplorer-tallyRow").first
+        assert row.locator(".jp-QwqExplorer-count").inner_text() == "2 votes"
+        assert row.locator(".jp-QwqExplorer-weight").inner_text() == "weight 1.23"
+        notes = prm.locator(".jp-QwqExplorer-notes").inner_text()
+        assert "weighted vote: an answer weighs the sum of its branches' scores (PRM min)" in notes
+        assert "branch 2 answered but did not vote: outside the top 75% by score (--keep-top)" in notes
+        assert "ended early: the leading answer held 100% of the weight (--consensus 0.95)" in notes
+
+        # Each branch: its score and, where its status does not say it, why it stopped.
+        def summary(explorer, index: int) -> str:
+            return explorer.locator(f'.jp-QwqExplorer-branch[data-branch="{index}"] > summary').inner_text()
+
+        assert "PRM min 0.35" in summary(prm, 1)
+        assert "did not vote: outside the top 75% by score (--keep-top)" in summary(prm, 2)
+        assert "cut by low confidence at token 230" in summary(prm, 3)
+        assert "stopped early: the vote was decided" in summary(prm, 4)
+        assert "lowest group confidence 17.83" in summary(confidence, 0)
+        assert "cut by low confidence at token 230 (its window fell below 12.50)" in summary(confidence, 3)
+        weights = confidence.locator(".jp-QwqExplorer-weight").all_inner_texts()
+        assert weights == ["weight 34.03", "weight 9.41"]
+
+        # The steps of branch 1, each coloured by its PRM reward, its figure on a badge.
+        branch = prm.locator('.jp-QwqExplorer-branch[data-branch="1"]')
+        branch.locator("> summary").click()
+        steps = branch.locator(".jp-QwqExplorer-reward")
+        steps.nth(4).wait_for(timeout=30_000)
+        badges = branch.locator(".jp-QwqExplorer-rewardBadge")
+        assert badges.all_inner_texts() == ["0.90", "0.35", "0.80", "0.85", "0.62"]
+        assert [steps.nth(i).get_attribute("data-step") for i in range(5)] == ["1", "2", "3", "4", "5"]
+        assert badges.nth(1).get_attribute("title") == "step 2: PRM reward 0.35 (probability it is right)"
+        low = _parse_rgb(steps.nth(1).evaluate("n => getComputedStyle(n).borderLeftColor"))
+        high = _parse_rgb(steps.nth(0).evaluate("n => getComputedStyle(n).borderLeftColor"))
+        assert all(abs(a - b) <= 1 for a, b in zip(low, _rgb(42))), low  # 0.35: amber, towards red
+        assert all(abs(a - b) <= 1 for a, b in zip(high, _rgb(108))), high  # 0.90: green
+        assert high[1] > high[0] and low[0] > high[0]
+        # The scored paragraph keeps its math typeset; the code and its output carry their own steps.
+        steps.nth(1).locator("mjx-container").first.wait_for(timeout=60_000)
+        assert "print" in steps.nth(2).locator(".jp-QwqExplorer-code").inner_text()
+        assert "42" in steps.nth(3).locator(".jp-QwqExplorer-outputs").inner_text()
+
+        page.mouse.move(0, 0)
+        prm.scroll_into_view_if_needed()
+        prm.screenshot(path=ARTIFACTS / "explorer-decisions.png")
+        ours = [e for e in page.errors if "jupyter-qwq" in e[1]]
+        assert ours == [], ours
