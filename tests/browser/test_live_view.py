@@ -42,6 +42,9 @@ LEADS = [
 FILLER = "each step is written out so the reasoning can be followed. "
 BACKGROUND_PROBLEM = "What is 6 times 7? Take your time."
 MORE = "Let me double-check this another way before I box it. "
+DECISIONS_PROBLEM = "What is 6 times 7? Weigh the branches."
+DECISIONS = {0: ("Six sevens.\n\nSo \\boxed{42}.", 8.0), 1: ("Seven sixes.\n\nSo \\boxed{42}.", 6.0),
+             2: ("\\boxed{41}", 3.0), 3: ("hmm " * 3000, 1.0)}  # branch 3 goes on until stopped
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_ERRORS = ("Loading widget", "Error displaying widget", "model not found")
 
@@ -56,6 +59,9 @@ def _script(body):
     user = next(m["content"] for m in body["messages"] if m["role"] == "user")
     endless = BACKGROUND_PROBLEM in user  # then the last reply never ends on its own
     branch, round_ = branch_and_round(body)
+    if DECISIONS_PROBLEM in user:  # sure and unsure branches, each token's confidence as given
+        text, confidence = DECISIONS[branch]
+        return Reply(text, delay=0.05, confidence=confidence)
     delay = 0.05 + 0.012 * branch
     if branch == 2:
         steps = "7, 14, 21, 28, 35, 42. " * 6
@@ -300,3 +306,43 @@ def test_background_solve_frees_the_kernel_and_the_stop_button_stops_it(lab):
     assert view.box.count() == 0
     _wait(lambda: scripted.open_streams() == 0, 10, "the server's streams to close")
     print(f"background test: {time.monotonic() - started:.1f} s, stopped {stopped_in:.2f} s after the click")
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_live_view_shows_scores_weights_and_why_a_branch_stopped(lab):
+    """--score confidence --vote weighted, in the background: while branch 3 still writes, the
+    cards show each branch's score and the vote each answer's weight; stopped, the explorer says
+    why branch 3 ended."""
+    notebooks, server, page, scripted = lab
+    cells = _open(
+        page, server, notebooks, "decisions.ipynb",
+        "%load_ext jupyter_qwq",
+        f"%%solve --background --endpoint {scripted.base_url} --branches 4 --rounds 0 --seed 0 "
+        f"--score confidence --vote weighted --stop none\n{DECISIONS_PROBLEM}",
+    )  # fmt: skip
+    _run_with_shift_enter(page, cells, 2)
+    cell = cells.nth(1)
+    view = View(cell)
+    view.header.wait_for(timeout=30_000)
+    _wait(lambda: (n := view.numbers()) and n["done"] == 3 and n["running"] == 1, 30, "three branches done")
+    for index, score in ((0, "8.00"), (1, "6.00"), (2, "3.00")):
+        assert f"lowest group confidence {score}" in view.card(index).inner_text()
+    assert "lowest group confidence" not in view.card(3).inner_text()  # still writing: no score yet
+    _wait(lambda: "weight 14.00" in view.vote.inner_text(), 5, "the weighted tally")
+    vote = view.vote.inner_text()
+    assert "weight 3.00" in vote
+    assert "weighted vote: an answer weighs the sum of its branches' scores (lowest group confidence)" in vote
+    page.mouse.move(0, 0)
+    view.box.evaluate("e => e.scrollIntoView({block: 'start'})")
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    view.box.screenshot(path=IMAGES / "live-view-decisions.png")
+
+    view.box.get_by_role("button", name="Stop").click()
+    explorer = cell.locator(".jp-QwqExplorer")
+    explorer.wait_for(timeout=10_000)
+    summary = explorer.locator('.jp-QwqExplorer-branch[data-branch="3"] > summary').inner_text()
+    assert "cancelled" in summary and "lowest group confidence" not in summary
+    assert explorer.locator(".jp-QwqExplorer-weight").all_inner_texts() == ["weight 14.00", "weight 3.00"]
+    assert "cancelled before every branch ended" in explorer.locator(".jp-QwqExplorer-notes").inner_text()
+    _wait(lambda: scripted.open_streams() == 0, 10, "the server's streams to close")
