@@ -152,6 +152,18 @@ class View:
             "e => [...e.firstElementChild.children].map(c => [c.offsetTop, c.offsetLeft])")]
 
 
+def _solve_in_background(lab, name: str, rest: str) -> tuple:
+    """Run `%%solve --background` with 4 branches against the scripted server (`rest`: more
+    flags, a newline and the problem); the solve's cell and its live view, once it shows."""
+    notebooks, server, page, scripted = lab
+    cells = _open(page, server, notebooks, name, "%load_ext jupyter_qwq",
+                  f"%%solve --background --endpoint {scripted.base_url} --branches 4 --seed 0 {rest}")
+    _run_with_shift_enter(page, cells, 2)
+    view = View(cells.nth(1))
+    view.header.wait_for(timeout=30_000)
+    return cells.nth(1), view
+
+
 def _wait(predicate, timeout: float, what: str, every: float = 0.1):
     deadline = time.monotonic() + timeout
     last = None
@@ -250,18 +262,9 @@ def test_live_view_streams_then_the_explorer_shows_the_answer(lab):
 def test_background_solve_frees_the_kernel_and_the_stop_button_stops_it(lab):
     from browser import kernel_status
 
-    notebooks, server, page, scripted = lab
+    _notebooks, _server, page, scripted = lab
     started = time.monotonic()
-    cells = _open(
-        page, server, notebooks, "background.ipynb",
-        "%load_ext jupyter_qwq",
-        f"%%solve --background --endpoint {scripted.base_url} --branches 4 --rounds 1 --seed 0 "
-        f"--no-early-stop\n{BACKGROUND_PROBLEM}",
-    )  # fmt: skip
-    _run_with_shift_enter(page, cells, 2)
-    cell = cells.nth(1)
-    view = View(cell)
-    view.header.wait_for(timeout=30_000)
+    cell, view = _solve_in_background(lab, "background.ipynb", f"--rounds 1 --no-early-stop\n{BACKGROUND_PROBLEM}")
 
     # The cell returned at once: its prompt has its number, the kernel is idle, the view moves on.
     _wait(lambda: cell.locator(".jp-InputPrompt").inner_text().strip() == "[2]:", 30, "the cell to end")
@@ -314,17 +317,9 @@ def test_live_view_shows_scores_weights_and_why_a_branch_stopped(lab):
     """--score confidence --vote weighted, in the background: while branch 3 still writes, the
     cards show each branch's score and the vote each answer's weight; stopped, the explorer says
     why branch 3 ended."""
-    notebooks, server, page, scripted = lab
-    cells = _open(
-        page, server, notebooks, "decisions.ipynb",
-        "%load_ext jupyter_qwq",
-        f"%%solve --background --endpoint {scripted.base_url} --branches 4 --rounds 0 --seed 0 "
-        f"--score confidence --vote weighted --stop none\n{DECISIONS_PROBLEM}",
-    )  # fmt: skip
-    _run_with_shift_enter(page, cells, 2)
-    cell = cells.nth(1)
-    view = View(cell)
-    view.header.wait_for(timeout=30_000)
+    _notebooks, _server, page, scripted = lab
+    cell, view = _solve_in_background(
+        lab, "decisions.ipynb", f"--rounds 0 --score confidence --vote weighted --stop none\n{DECISIONS_PROBLEM}")
     _wait(lambda: (n := view.numbers()) and n["done"] == 3 and n["running"] == 1, 30, "three branches done")
     for index, score in ((0, "8.00"), (1, "6.00"), (2, "3.00")):
         assert f"lowest group confidence {score}" in view.card(index).inner_text()
