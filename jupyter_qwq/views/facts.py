@@ -7,6 +7,7 @@ terminal.py, export.py) lay them out; none derives them again."""
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_HALF_UP, Decimal
 
 from ..confidence import branch_trace, sparkline
@@ -213,8 +214,15 @@ def _keep_top(session: Session) -> str:
 
 
 def reward_colour(score: float) -> str:
-    """A step reward's colour, red (0) to green (1)."""
-    return f"hsl({round(120 * min(1.0, max(0.0, score)))}, 65%, 40%)"
+    """A step reward's colour, red (0) through amber to green (1): hsl(120 * score, 65%, 40%) as
+    #rrggbb (sanitizers keep hex colours, not hsl), in integer steps so the explorer's is the same."""
+    hue = math.floor(120 * min(1.0, max(0.0, score)) + 0.5)
+
+    def rising(h: int) -> int:  # a channel from 36 (h = 0) to 168 (h = 60)
+        return (35700 + 2210 * h + 500) // 1000
+
+    red, green = (168, rising(hue)) if hue <= 60 else (rising(120 - hue), 168)
+    return f"#{red:02x}{green:02x}24"
 
 
 def step_reward_title(number: int, score: float, session: Session) -> str:

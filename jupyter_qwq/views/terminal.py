@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import colorsys
 import time
 
 from rich.console import Console, Group
@@ -63,15 +62,9 @@ def step_chips(branch: Branch) -> Text:
     """The branch's step rewards as coloured figures, red (0) to green (1)."""
     chips = Text()
     for score in (s.score for s in branch.step_scores):
-        chips.append(f"{fixed(score, 2)} ", style=f"bold {_rgb(reward_colour(score))}")
+        chips.append(f"{fixed(score, 2)} ", style=f"bold {reward_colour(score)}")
     return chips
 
-
-def _rgb(hsl: str) -> str:
-    """'hsl(120, 65%, 40%)' as '#248f24', which a terminal style takes."""
-    hue, saturation, lightness = (float(v.strip(" %")) for v in hsl[4:-1].split(","))
-    red, green, blue = colorsys.hls_to_rgb(hue / 360, lightness / 100, saturation / 100)
-    return "#" + "".join(f"{round(255 * c):02x}" for c in (red, green, blue))
 
 
 def tally_line(session: Session) -> Text:

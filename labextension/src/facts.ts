@@ -150,9 +150,12 @@ export function droppedText(branch: IBranch, session: ISession): string {
   return session.dropped.includes(branch.index) ? `did not vote: outside ${keepTop(session)} (--keep-top)` : '';
 }
 
-/** A step reward's colour, red (0) to green (1). */
+/** A step reward's colour, red (0) through amber to green (1), as facts.py's reward_colour. */
 export function rewardColour(score: number): string {
-  return `hsl(${Math.round(120 * Math.min(1, Math.max(0, score)))}, 65%, 40%)`;
+  const hue = Math.floor(120 * Math.min(1, Math.max(0, score)) + 0.5);
+  const rising = (h: number): number => Math.floor((35700 + 2210 * h + 500) / 1000);
+  const [red, green] = hue <= 60 ? [168, rising(hue)] : [rising(120 - hue), 168];
+  return `#${[red, green, 36].map(c => c.toString(16).padStart(2, '0')).join('')}`;
 }
 
 /** What a step's badge says on hover. */

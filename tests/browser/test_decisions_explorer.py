@@ -7,7 +7,6 @@ Screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
-import colorsys
 import re
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from decided import decided_session
 
 from jupyter_qwq.views import mime_bundle
+from jupyter_qwq.views.facts import reward_colour
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 NO_KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -29,14 +29,18 @@ def _notebook(path: Path) -> None:
                            outputs=[new_output("display_data", data=mime_bundle(decided_session(score)),
                                                metadata={})])
              for n, score in enumerate(("prm", "confidence"), 1)]
+    static = {key: value for key, value in mime_bundle(decided_session("prm")).items() if key.startswith("text/")}
+    cells.append(new_code_cell("fallback", execution_count=3,  # no extension for the record
+                               outputs=[new_output("display_data", data=static, metadata={})]))
     nb = new_notebook(cells=cells, metadata=NO_KERNEL)
     nbformat.validate(nb)
     nbformat.write(nb, path)
 
 
-def _rgb(hue: int) -> tuple[int, ...]:
-    """hsl(hue, 65%, 40%) as the browser computes it."""
-    return tuple(round(255 * c) for c in colorsys.hls_to_rgb(hue / 360, 0.40, 0.65))
+def _rgb(score: float) -> tuple[int, ...]:
+    """The colour the views give a step of reward `score`."""
+    hex_colour = reward_colour(score)
+    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
 def _parse_rgb(css: str) -> tuple[int, ...]:
@@ -87,13 +91,25 @@ def test_the_explorer_shows_weights_reasons_scores_and_coloured_steps(tmp_path):
         assert badges.nth(1).get_attribute("title") == "step 2: PRM reward 0.35 (probability it is right)"
         low = _parse_rgb(steps.nth(1).evaluate("n => getComputedStyle(n).borderLeftColor"))
         high = _parse_rgb(steps.nth(0).evaluate("n => getComputedStyle(n).borderLeftColor"))
-        assert all(abs(a - b) <= 1 for a, b in zip(low, _rgb(42))), low  # 0.35: amber, towards red
-        assert all(abs(a - b) <= 1 for a, b in zip(high, _rgb(108))), high  # 0.90: green
+        assert low == _rgb(0.35), low  # 0.35: amber, towards red
+        assert high == _rgb(0.90), high  # 0.90: green
         assert high[1] > high[0] and low[0] > high[0]
         # The scored paragraph keeps its math typeset; the code and its output carry their own steps.
         steps.nth(1).locator("mjx-container").first.wait_for(timeout=60_000)
         assert "print" in steps.nth(2).locator(".jp-QwqExplorer-code").inner_text()
         assert "42" in steps.nth(3).locator(".jp-QwqExplorer-outputs").inner_text()
+
+        # The static HTML (saved beside the record, for viewers without the extension): the same
+        # weights, reasons and coloured steps, through JupyterLab's sanitizer.
+        static = page.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output")
+        assert "weight 1.23" in static.locator("table").inner_text()
+        static.locator("details").nth(1).evaluate("d => d.open = true")
+        assert "PRM min 0.35" in static.locator("details").nth(1).locator("summary").inner_text()
+        scored = static.locator("details").nth(1).locator(".reward")
+        assert scored.count() == 5
+        colour = _parse_rgb(scored.nth(1).evaluate("n => getComputedStyle(n).borderLeftColor"))
+        assert colour == _rgb(0.35), colour
+        assert scored.nth(1).locator(".reward-badge").inner_text() == "0.35"
 
         page.mouse.move(0, 0)
         prm.scroll_into_view_if_needed()

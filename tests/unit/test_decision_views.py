@@ -13,6 +13,7 @@ from reading import reading_session
 from rich.console import Console
 
 from jupyter_qwq.session import Session
+from jupyter_qwq.views.facts import reward_colour
 from jupyter_qwq.views.html import session_html
 from jupyter_qwq.views.terminal import print_summary
 from jupyter_qwq.views.widgets import live_card_html, vote_html
@@ -57,19 +58,24 @@ def test_the_static_html_shows_weights_drops_reasons_and_scores():
 def test_each_scored_step_is_coloured_by_its_reward_with_its_figure():
     html = session_html(decided_session("prm"))
     branch1 = html[html.index("Branch 1 ·"):html.index("Branch 2 ·")]
-    badges = re.findall(r"<div class='reward' style='border-left-color:(hsl\([^)]*\))' data-step='(\d)'>"
-                        r"<span class='reward-badge' style='background:(hsl\([^)]*\))' title='([^']*)'[^>]*>([^<]*)</span>",
+    badges = re.findall(r"<div class='reward' style='border-left-color:(#[0-9a-f]{6})' data-step='(\d)'>"
+                        r"<span class='reward-badge' style='background:(#[0-9a-f]{6})' title='([^']*)'[^>]*>([^<]*)</span>",
                         branch1)
     # every step, the code block the text ended with and the code's output included, in order
     assert [(step, figure) for _, step, _, _, figure in badges] == [
         ("1", "0.90"), ("2", "0.35"), ("3", "0.80"), ("4", "0.85"), ("5", "0.62")]
     border, _, background, title, _ = badges[1]
-    assert border == background == "hsl(42, 65%, 40%)"  # 0.35: nearer red than green
-    assert badges[0][0] == "hsl(108, 65%, 40%)"  # 0.90: green
+    assert border == background == "#a88124"  # 0.35: amber, nearer red than green
+    assert badges[0][0] == "#3ea824"  # 0.90: green
     assert title == "step 2: PRM reward 0.35 (probability it is right)"
     assert re.search(r"data-step='2'>.*?<p>That is \$7\+7\+7\+7\+7\+7 = 42\$\.</p>", branch1, re.DOTALL)
     assert re.search(r"data-step='3'>.*?<code>.*print.*</code></pre></div>", branch1, re.DOTALL)
     assert re.search(r"data-step='4'>.*?<pre>42\n</pre></div>", branch1, re.DOTALL)
+
+
+def test_rewards_run_from_red_through_amber_to_green():
+    assert [reward_colour(s) for s in (0.0, 0.35, 0.5, 0.9, 1.0, -1.0, 2.0)] == [
+        "#a82424", "#a88124", "#a8a824", "#3ea824", "#24a824", "#a82424", "#24a824"]
 
 
 def test_the_terminal_shows_scores_reasons_rewards_and_weights():
@@ -85,9 +91,9 @@ def test_the_terminal_shows_scores_reasons_rewards_and_weights():
 def test_the_live_card_shows_step_chips_and_the_vote_its_weights():
     session = decided_session("prm")
     card = live_card_html(session.branches[1], session)
-    chips = re.findall(r"title='(step \d: [^']*)' style='[^']*background:(hsl\([^)]*\))'>([^<]*)</span>", card)
+    chips = re.findall(r"title='(step \d: [^']*)' style='[^']*background:(#[0-9a-f]{6})'>([^<]*)</span>", card)
     assert [figure for _, _, figure in chips] == ["0.90", "0.35", "0.80", "0.85", "0.62"]
-    assert chips[1][1] == "hsl(42, 65%, 40%)"
+    assert chips[1][1] == "#a88124"
     assert "PRM min 0.35" in card
     cut = live_card_html(session.branches[3], session)
     assert "cut by low confidence at token 230" in cut
