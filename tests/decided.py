@@ -23,6 +23,8 @@ GOOD = ("Six sevens: add 7 six times.\n\nThat is $7+7+7+7+7+7 = 42$.\n\n"
 CODE = "print(6 * 7)"
 FINAL = "The code agrees: \\boxed{42}."
 WRONG = "Six sevens are about 40.\n\nAdd one: \\boxed{41}."
+CUT_NOTE = ("cut at 230 tokens: its last 64 tokens' confidence fell below the threshold 12.500 set "
+            "by the warm-up branches")
 REWARDS = {0: [0.97, 0.88, 0.93, 0.95, 0.91], 1: [0.9, 0.35, 0.8, 0.85, 0.62], 2: [0.55, 0.125]}
 
 
@@ -48,6 +50,7 @@ def decided_session(score: str = "prm") -> Session:
         _branch(3, "Six sevens are", None, BranchStatus.STOPPED, "cut-low-confidence", 230),
         _branch(4, "Let me", None, BranchStatus.STOPPED, "stopped-decided", 40),
     ]
+    branches[3].notes.append(CUT_NOTE)
     config = {"temperature": 0.7, "score": score, "vote": "weighted", "stop": "confidence",
               "early_stop": True, "consensus": 0.95, "keep_top": 75.0, "prm_aggregate": "min",
               "confidence_measure": "lowest_group"}

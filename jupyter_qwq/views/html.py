@@ -137,6 +137,7 @@ def _branch(branch: Branch, session: Session) -> str:
     )
     error = branch_error(branch, session)
     shown_error = f"<div class='err'>{_e(error)}</div>" if error else ""
+    shown_error += "".join(f"<div class='meta note'>{_e(note)}</div>" for note in branch.notes)
     following = [*branch.steps[1:], None]
     steps = "".join(step_html(step, after, RewardContext(branch, session, number))
                     for number, (step, after) in enumerate(zip(branch.steps, following)))

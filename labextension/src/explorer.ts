@@ -356,6 +356,9 @@ function branchView(branch: IBranch, session: ISession, prose: IProse): HTMLDeta
     if (branch.error) {
       body.appendChild(el('pre', cls('error'), branch.error));
     }
+    for (const note of branch.notes) {
+      body.appendChild(el('div', cls('note'), note));
+    }
     body.appendChild(promptView(branch));
     branch.steps.forEach((step, i) => {
       const rewards = { branch, session, step: i };

@@ -73,6 +73,8 @@ export interface IBranch {
   completionTokens: number;
   elapsed: number;
   error: string;
+  /** What happened to it, in words: a cut, a PRM context cut, the critic's verdict and cost. */
+  notes: string[];
   confidence: number | null;
 }
 
@@ -189,6 +191,7 @@ function readBranch(raw: unknown, position: number): IBranch {
     completionTokens: num(b.completion_tokens),
     elapsed: ended ? Math.max(0, ended - started) : 0,
     error: str(b.error),
+    notes: list(b.notes).map(str),
     confidence: typeof b.confidence === 'number' && isFinite(b.confidence) ? b.confidence : null
   };
 }

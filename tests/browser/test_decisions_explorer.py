@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from decided import decided_session
+from decided import CUT_NOTE, decided_session
 
 from jupyter_qwq.views import mime_bundle
 from jupyter_qwq.views.facts import reward_colour
@@ -77,6 +77,9 @@ def test_the_explorer_shows_weights_reasons_scores_and_coloured_steps(tmp_path):
         assert "stopped early: the vote was decided" in summary(prm, 4)
         assert "lowest group confidence 17.83" in summary(confidence, 0)
         assert "cut by low confidence at token 230 (its window fell below 12.50)" in summary(confidence, 3)
+        cut = confidence.locator('.jp-QwqExplorer-branch[data-branch="3"]')
+        cut.locator("> summary").click()
+        assert cut.locator(".jp-QwqExplorer-note").inner_text() == CUT_NOTE
         weights = confidence.locator(".jp-QwqExplorer-weight").all_inner_texts()
         assert weights == ["weight 34.03", "weight 9.41"]
 

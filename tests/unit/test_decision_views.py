@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from decided import decided_session, facts_of
+from decided import CUT_NOTE, decided_session, facts_of
 from reading import reading_session
 from rich.console import Console
 
@@ -53,6 +53,7 @@ def test_the_static_html_shows_weights_drops_reasons_and_scores():
     assert "lowest group confidence 17.83" in confidence
     assert "cut by low confidence at token 230 (its window fell below 12.50)" in confidence
     assert "weight 34.03" in confidence and "weight 9.41" in confidence
+    assert CUT_NOTE in confidence  # what the record says happened to the branch, in its body
 
 
 def test_each_scored_step_is_coloured_by_its_reward_with_its_figure():
