@@ -114,3 +114,17 @@ def test_a_default_solve_shows_no_decision_noise():
         for noise in ("score", "weight", "did not vote", "reward", "stopped early", "cut by", "ended"):
             assert noise not in view, (noise, view)
     assert "reward" not in live_card_html(session.branches[0], session)  # no chip row
+
+
+def test_an_exported_notebook_says_the_weights_scores_and_why_branches_stopped():
+    from jupyter_qwq.views.export.cells import export_session
+
+    cells = export_session(decided_session("confidence"), branch="all")
+    text = "\n".join(cell.source for cell in cells if cell.cell_type == "markdown")
+    assert "| answer | votes | weight | branches |" in text
+    assert "| $42$ | 2 | 34.03 | 0, 1 |" in text and "| $41$ | 1 | 9.41 | 2 |" in text
+    assert "lowest group confidence 16.20" in text
+    assert "cut by low confidence at token 230 (its window fell below 12.50)" in text
+    plain = "\n".join(cell.source for cell in export_session(reading_session(), branch="all")
+                      if cell.cell_type == "markdown")
+    assert "| answer | votes | branches |" in plain and "weight" not in plain
