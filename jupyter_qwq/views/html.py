@@ -59,7 +59,7 @@ STYLE = """
 .qwq .status-answered{color:#080}.qwq .status-failed{color:#b00}.qwq .status-no_answer{color:#a60}
 .qwq .why{color:#a60}
 .qwq .reward{border-left:4px solid;padding-left:6px;margin:2px 0}
-.qwq .reward-badge{display:inline-block;min-width:2.6em;padding:0 4px;border-radius:3px;color:#fff;font-size:11px;font-weight:600;text-align:center}
+.qwq .reward-badge{display:inline-block;min-width:2.6em;padding:0 4px;border:1px solid;border-left-width:8px;border-radius:3px;font-size:11px;font-weight:600}
 """
 
 
@@ -158,7 +158,7 @@ class RewardContext:
 
     def badge(self, number: int, score: float) -> str:
         title = step_reward_title(number, score, self.session)
-        return (f"<span class='reward-badge' style='background:{reward_colour(score)}' "
+        return (f"<span class='reward-badge' style='border-color:{reward_colour(score)}' "
                 f"title='{_e(title)}' aria-label='{_e(title)}'>{fixed(score, 2)}</span>")
 
     def wrap(self, number: int, score: float, body: str) -> str:

@@ -199,8 +199,8 @@ def step_chips_html(branch: Branch, session: Session) -> str:
     """The branch's step rewards as a row of small coloured chips, each with its figure."""
     chips = "".join(
         f"<span class='qwq-reward-chip' title='{_e(step_reward_title(number, s.score, session))}' "
-        f"style='display:inline-block;margin:1px;padding:0 3px;border-radius:3px;font-size:10px;"
-        f"color:#fff;background:{reward_colour(s.score)}'>{fixed(s.score, 2)}</span>"
+        f"style='display:inline-block;margin:1px;padding:0 3px;border:1px solid;border-left-width:8px;"
+        f"border-radius:3px;font-size:10px;border-color:{reward_colour(s.score)}'>{fixed(s.score, 2)}</span>"
         for number, s in enumerate(branch.step_scores, 1))
     return f"<div>{chips}</div>" if chips else ""
 

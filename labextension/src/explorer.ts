@@ -208,7 +208,7 @@ function rewarded(rewards: IRewards, span: Span, content: HTMLElement): HTMLElem
   node.dataset.step = String(number);
   node.style.borderLeftColor = rewardColour(score);
   const badge = node.appendChild(el('span', cls('rewardBadge'), fixed(score, 2)));
-  badge.style.background = rewardColour(score);
+  badge.style.borderColor = rewardColour(score);
   badge.title = stepRewardTitle(number, score, rewards.session);
   badge.setAttribute('aria-label', badge.title);
   node.appendChild(content);

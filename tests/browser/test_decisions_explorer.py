@@ -92,6 +92,8 @@ def test_the_explorer_shows_weights_reasons_scores_and_coloured_steps(tmp_path):
         assert badges.all_inner_texts() == ["0.90", "0.35", "0.80", "0.85", "0.62"]
         assert [steps.nth(i).get_attribute("data-step") for i in range(5)] == ["1", "2", "3", "4", "5"]
         assert badges.nth(1).get_attribute("title") == "step 2: PRM reward 0.35 (probability it is right)"
+        badge = _parse_rgb(badges.nth(1).evaluate("n => getComputedStyle(n).borderLeftColor"))
+        assert badge == _rgb(0.35), badge  # the badge carries the colour too, its figure in the text's ink
         low = _parse_rgb(steps.nth(1).evaluate("n => getComputedStyle(n).borderLeftColor"))
         high = _parse_rgb(steps.nth(0).evaluate("n => getComputedStyle(n).borderLeftColor"))
         assert low == _rgb(0.35), low  # 0.35: amber, towards red

@@ -60,13 +60,13 @@ def test_each_scored_step_is_coloured_by_its_reward_with_its_figure():
     html = session_html(decided_session("prm"))
     branch1 = html[html.index("Branch 1 ·"):html.index("Branch 2 ·")]
     badges = re.findall(r"<div class='reward' style='border-left-color:(#[0-9a-f]{6})' data-step='(\d)'>"
-                        r"<span class='reward-badge' style='background:(#[0-9a-f]{6})' title='([^']*)'[^>]*>([^<]*)</span>",
+                        r"<span class='reward-badge' style='border-color:(#[0-9a-f]{6})' title='([^']*)'[^>]*>([^<]*)</span>",
                         branch1)
     # every step, the code block the text ended with and the code's output included, in order
     assert [(step, figure) for _, step, _, _, figure in badges] == [
         ("1", "0.90"), ("2", "0.35"), ("3", "0.80"), ("4", "0.85"), ("5", "0.62")]
-    border, _, background, title, _ = badges[1]
-    assert border == background == "#a88124"  # 0.35: amber, nearer red than green
+    border, _, badge, title, _ = badges[1]
+    assert border == badge == "#a88124"  # 0.35: amber, nearer red than green
     assert badges[0][0] == "#3ea824"  # 0.90: green
     assert title == "step 2: PRM reward 0.35 (probability it is right)"
     assert re.search(r"data-step='2'>.*?<p>That is \$7\+7\+7\+7\+7\+7 = 42\$\.</p>", branch1, re.DOTALL)
@@ -92,7 +92,7 @@ def test_the_terminal_shows_scores_reasons_rewards_and_weights():
 def test_the_live_card_shows_step_chips_and_the_vote_its_weights():
     session = decided_session("prm")
     card = live_card_html(session.branches[1], session)
-    chips = re.findall(r"title='(step \d: [^']*)' style='[^']*background:(#[0-9a-f]{6})'>([^<]*)</span>", card)
+    chips = re.findall(r"title='(step \d: [^']*)' style='[^']*border-color:(#[0-9a-f]{6})'>([^<]*)</span>", card)
     assert [figure for _, _, figure in chips] == ["0.90", "0.35", "0.80", "0.85", "0.62"]
     assert chips[1][1] == "#a88124"
     assert "PRM min 0.35" in card
