@@ -34,6 +34,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The explorer this checkout builds (`cd labextension && jlpm build`), which JupyterLab loads
+# before an installed one of the same name: browser tests test this checkout's TypeScript.
+CHECKOUT_BUILD = Path(__file__).resolve().parents[1] / "jupyter_qwq" / "labextension"
 START_TIMEOUT = 60.0  # seconds for the server to answer
 STOP_GRACE = 5.0  # seconds between each escalation step when stopping it
 
@@ -91,6 +94,11 @@ class LabServer:
 def jupyter_lab(root_dir: Path, home: Path) -> Iterator[LabServer]:
     """Run `jupyter lab` serving `root_dir`, with all its state under `home`."""
     env = isolated_env(home)
+    if (CHECKOUT_BUILD / "package.json").exists():
+        shared = home / "share" / "jupyter"
+        (shared / "labextensions").mkdir(parents=True, exist_ok=True)
+        (shared / "labextensions" / "jupyter-qwq").symlink_to(CHECKOUT_BUILD, target_is_directory=True)
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(shared), env.get("JUPYTER_PATH")]))
     # The "Would you like to get notified about official Jupyter news?" toast covers screenshots.
     write_user_settings(
         Path(env["JUPYTERLAB_SETTINGS_DIR"]),
@@ -222,6 +230,19 @@ def open_notebook_without_kernel(page, name: str) -> None:
         })""",
         name,
     )
+
+
+@contextlib.contextmanager
+def saved_notebook_open(tmp_path: Path, name: str, write) -> Iterator[tuple[LabServer, object]]:
+    """A real JupyterLab and a chromium page showing notebook `name`, which `write(path)` saved
+    under `tmp_path`, opened as a reader with no kernel would."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write(notebooks / name)
+    with jupyter_lab(notebooks, tmp_path / "jhome") as server, chromium_page() as page:
+        open_lab(page, server)
+        open_notebook_without_kernel(page, name)
+        yield server, page
 
 
 def kernel_status(page) -> str:

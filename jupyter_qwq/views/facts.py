@@ -1,11 +1,17 @@
 """The facts every view of a Session shows, worded once: the status line, the vote's notes, a
-branch's answer and its marks, the sampling, the confidence. The views (html.py, widgets.py,
+branch's answer and its marks, the sampling, the confidence, and the decisions: each branch's
+score and why it stopped, each answer's weight, each step's reward. The explorer
+(labextension/src/facts.ts) words them the same; labextension/test/facts_cases.json holds the
+cases both are tested on. The views (html.py, widgets.py,
 terminal.py, export.py) lay them out; none derives them again."""
 
 from __future__ import annotations
 
+import math
+from decimal import ROUND_HALF_UP, Decimal
+
 from ..confidence import branch_trace, sparkline
-from ..session import Branch, BranchStatus, Session, Step
+from ..session import Branch, BranchStatus, Session, Step, TallyItem
 
 SAMPLING = ("temperature", "top_p", "min_p", "top_k", "seed")
 CONFIDENCE_HELP = (
@@ -64,14 +70,167 @@ def answer_or_none(answer: str | None) -> str:
 
 
 def vote_notes(session: Session) -> list[str]:
-    """What to say about the vote besides its tally: agreement, an early stop, a tie."""
+    """What to say about the vote besides its tally: agreement, how it was weighed, what
+    --keep-top dropped, the cut threshold, why the solve ended, a tie. The default policy
+    (majority, every branch kept, run to its end or to a lossless stop) adds nothing."""
     vote = session.vote
-    notes = [f"agreement {vote.agreement:.0%}"]
-    if vote.decided_early:
-        notes.append("decided early: the remaining branches were stopped")
+    notes = [f"agreement {percent(vote.agreement)}"]
+    weighing = _WEIGHING.get(vote.method, "")
+    if weighing:
+        notes.append(weighing.format(score=score_name(session)))
+    if vote.dropped:
+        notes.append(f"{_branches(vote.dropped)} answered but did not vote: outside {_keep_top(session)} (--keep-top)")
+    if vote.threshold is not None:
+        notes.append(f"cut threshold {fixed(vote.threshold, 2)}, set by the warm-up branches")
+    ended = ended_by_text(session)
+    if ended:
+        notes.append(ended)
     if vote.tie:
         notes.append("tie, broken by the lowest branch index")
     return notes
+
+
+_WEIGHING = {
+    "weighted": "weighted vote: an answer weighs the sum of its branches' scores ({score})",
+    "best": "best branch: the answer of the single best-scored branch wins ({score})",
+}
+_MEASURES = {
+    "lowest_group": "lowest group confidence",
+    "tail": "tail confidence",
+    "bottom_10": "bottom 10% confidence",
+    "mean": "mean confidence",
+}
+
+
+def score_name(session: Session) -> str:
+    """What a branch's score measures under this solve's --score: 'lowest group confidence',
+    'PRM min', 'critic'; 'score' when the record does not say."""
+    kind = session.config.get("score")
+    if kind == "confidence":
+        return _MEASURES.get(str(session.config.get("confidence_measure")), "confidence")
+    if kind == "prm":
+        return f"PRM {session.config.get('prm_aggregate', 'min')}"
+    if kind == "critic":
+        return "critic"
+    return "score"
+
+
+def fixed(value: float, digits: int) -> str:
+    """`value` with `digits` decimals, ties rounded up on its exact value: JavaScript's
+    toFixed, so the explorer writes the same figures."""
+    step = Decimal(1).scaleb(-digits)
+    return str(Decimal(value).quantize(step, rounding=ROUND_HALF_UP))
+
+
+def percent(share: float) -> str:
+    """'67%', rounded as the explorer rounds it."""
+    return f"{fixed(100 * share, 0)}%"
+
+
+def _plain(value: object) -> str:
+    """A setting's number as JavaScript's String() writes the short values settings hold."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "?" if value is None else str(value)
+    return f"{value:g}"
+
+
+def _branches(indices: list[int]) -> str:
+    """'branch 3', 'branches 3, 5'."""
+    return f"branch {indices[0]}" if len(indices) == 1 else f"branches {', '.join(map(str, indices))}"
+
+
+def ended_by_text(session: Session) -> str:
+    """Why the solve ended, when it says more than 'every branch ran to its end'."""
+    config = session.config
+    ended = session.ended_by or ("decided" if session.vote.decided_early else "")
+    if ended == "decided":
+        rule = str(config.get("stop", "lossless")) if config.get("early_stop", True) else "none"
+        if rule.startswith("agree:"):
+            return f"ended early: {rule[6:]} branches agreed (--stop {rule}); the rest were stopped"
+        if rule == "confidence":
+            return (f"ended early: the leading answer held {percent(session.vote.share)} of the weight "
+                    f"(--consensus {_plain(config.get('consensus', 0.95))}); the rest were stopped")
+        return "decided early: the remaining branches were stopped"
+    if ended == "token-budget":
+        return f"ended by the token budget of {_plain(config.get('token_budget'))} tokens; the answers so far voted"
+    if ended == "time-limit":
+        return f"ended by the time limit of {_plain(config.get('time_limit'))} s; the answers so far voted"
+    if ended == "cancelled":
+        return "cancelled before every branch ended"
+    if ended == "error":
+        return "ended by an error"
+    return ""
+
+
+def weight_text(item: TallyItem, session: Session) -> str:
+    """'weight 1.62' beside a group's count when the vote is weighted; '' for a majority vote."""
+    if session.vote.method == "majority" or item.weight is None:
+        return ""
+    return f"weight {fixed(item.weight, 2)}"
+
+
+def score_text(branch: Branch, session: Session) -> str:
+    """The branch's score and what it measures: 'lowest group confidence 17.83', 'PRM min 0.41',
+    'critic: first wrong step 3'; 'not scored' for an answered branch the solve could not
+    score; '' when the solve scores nothing."""
+    kind = session.config.get("score", "none")
+    if branch.score is None:
+        return "not scored" if kind != "none" and branch.stop_reason == "answered" else ""
+    if kind == "critic":
+        wrong = next((n for n, s in enumerate(branch.step_scores, 1) if s.score == 0), None)
+        return "critic: no wrong step" if wrong is None else f"critic: first wrong step {wrong}"
+    return f"{score_name(session)} {fixed(branch.score, 2)}"
+
+
+def stop_text(branch: Branch, session: Session) -> str:
+    """Why the branch stopped, in plain words, when its status does not already say it."""
+    reason = branch.stop_reason
+    if reason == "cut-low-confidence":
+        threshold = session.vote.threshold
+        below = f" (its window fell below {fixed(threshold, 2)})" if threshold is not None else ""
+        return f"cut by low confidence at token {branch.completion_tokens}{below}"
+    return _STOPS.get(reason, "")
+
+
+_STOPS = {
+    "stopped-decided": "stopped early: the vote was decided",
+    "budget": "stopped: the token budget ran out",
+    "time-limit": "stopped: the time limit ran out",
+    "cancelled": "cancelled",
+    "error": "ended by an error",
+}
+
+
+def dropped_text(branch: Branch, session: Session) -> str:
+    """'did not vote: outside the top 50% by score (--keep-top)', for a branch --keep-top dropped."""
+    if branch.index not in session.vote.dropped:
+        return ""
+    return f"did not vote: outside {_keep_top(session)} (--keep-top)"
+
+
+def _keep_top(session: Session) -> str:
+    keep = session.config.get("keep_top")
+    return f"the top {fixed(keep, 0)}% by score" if isinstance(keep, (int, float)) else "the top by score"
+
+
+def reward_colour(score: float) -> str:
+    """A step reward's colour, red (0) through amber to green (1): hsl(120 * score, 65%, 40%) as
+    #rrggbb (sanitizers keep hex colours, not hsl), in integer steps so the explorer's is the same."""
+    hue = math.floor(120 * min(1.0, max(0.0, score)) + 0.5)
+
+    def rising(h: int) -> int:  # a channel from 36 (h = 0) to 168 (h = 60)
+        return (35700 + 2210 * h + 500) // 1000
+
+    red, green = (168, rising(hue)) if hue <= 60 else (rising(120 - hue), 168)
+    return f"#{red:02x}{green:02x}24"
+
+
+def step_reward_title(number: int, score: float, session: Session) -> str:
+    """What a step's badge says on hover: 'step 3: PRM reward 0.41 (probability it is right)'."""
+    if session.config.get("score") == "critic":
+        verdict = "the first wrong step" if score == 0 else "correct"
+        return f"step {number}: critic: {verdict}"
+    return f"step {number}: PRM reward {fixed(score, 2)} (probability it is right)"
 
 
 def is_fallback(branch: Branch) -> bool:
@@ -120,3 +279,20 @@ def prompt_help(name: str) -> str:
 
 
 NO_LOGPROBS = "no log-probabilities from this engine, so no confidence"
+
+
+def reward_spans(branch: Branch, step: int, shown: int) -> list[tuple[int, int, int, float]]:
+    """The scored parts of record step `step` as (start, end, number, score), cut to the first
+    `shown` characters the view shows; `number` counts the branch's scored steps from 1."""
+    spans = [(s.start, min(s.end, shown), number, s.score)
+             for number, s in enumerate(branch.step_scores, 1) if s.step == step]
+    return sorted(span for span in spans if span[0] < span[1])
+
+
+def code_reward_spans(branch: Branch, step: int) -> list[tuple[int, int, int, float]]:
+    """The scored parts of the text before code step `step` that the views show as that code
+    (the fenced block the text ends with, see without_run_code)."""
+    if step < 1 or branch.steps[step].kind != "code" or branch.steps[step - 1].kind != "text":
+        return []
+    shown = len(without_run_code(branch.steps[step - 1].text, branch.steps[step]))
+    return [span for span in reward_spans(branch, step - 1, 1 << 62) if span[0] >= shown]

@@ -13,10 +13,31 @@ import re
 from typing import Any
 
 from ..session import Branch, Session, Step
+from .facts import (
+    CONFIDENCE_HELP,
+    FALLBACK_HELP,
+    NO_LOGPROBS,
+    answer_or_none,
+    branch_answer,
+    branch_error,
+    code_reward_spans,
+    confidence_text,
+    count,
+    dropped_text,
+    fixed,
+    is_fallback,
+    prompt_help,
+    reward_colour,
+    reward_spans,
+    sampling_text,
+    score_text,
+    step_reward_title,
+    stop_text,
+    vote_notes,
+    weight_text,
+    without_run_code,
+)
 from .prose import code_html, prose_html
-from .facts import (CONFIDENCE_HELP, FALLBACK_HELP, NO_LOGPROBS, answer_or_none, branch_answer,
-                    branch_error, confidence_text, count, is_fallback, prompt_help, sampling_text,
-                    vote_notes, without_run_code)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _IMAGES = ("image/png", "image/jpeg")
@@ -36,6 +57,9 @@ STYLE = """
 .qwq .thinking{color:#777}
 .qwq .err{color:#b00}
 .qwq .status-answered{color:#080}.qwq .status-failed{color:#b00}.qwq .status-no_answer{color:#a60}
+.qwq .why{color:#a60}
+.qwq .reward{border-left:4px solid;padding-left:6px;margin:2px 0}
+.qwq .reward-badge{display:inline-block;min-width:2.6em;padding:0 4px;border:1px solid;border-left-width:8px;border-radius:3px;font-size:11px;font-weight:600}
 """
 
 
@@ -79,17 +103,22 @@ def _tally(session: Session) -> str:
 
 
 def tally_table(session: Session, limit: int | None = None) -> str:
-    """The vote as a table with bars; inline styles only, so the live widget can show it too."""
+    """The vote as a table with bars (by weight when the vote is weighted), each answer's weight
+    beside its count; inline styles only, so the live widget can show it too."""
     tally = session.vote.tally[:limit]
-    total = sum(item.count for item in session.vote.tally) or 1
+    weighed = any(weight_text(item, session) for item in tally)
+    size = (lambda item: item.weight or 0.0) if weighed else (lambda item: item.count)
+    total = sum(size(item) for item in session.vote.tally) or 1
     rows = "".join(
         f"<tr><td><code>{_e(item.answer)}</code></td><td>{item.count}</td>"
-        f"<td><span style='display:inline-block;height:10px;width:{int(160 * item.count / total)}px;"
+        + (f"<td>{_e(weight_text(item, session))}</td>" if weighed else "")
+        + f"<td><span style='display:inline-block;height:10px;width:{int(160 * size(item) / total)}px;"
         f"background:var(--jp-brand-color1,#4a90d9)'></span></td>"
         f"<td style='opacity:.7'>branches {_e(', '.join(map(str, item.branches)))}</td></tr>"
         for item in tally
     )
-    return f"<table><tr><th>answer</th><th>votes</th><th></th><th></th></tr>{rows}</table>"
+    weight = "<th>weight</th>" if weighed else ""
+    return f"<table><tr><th>answer</th><th>votes</th>{weight}<th></th><th></th></tr>{rows}</table>"
 
 
 def _branch(branch: Branch, session: Session) -> str:
@@ -97,31 +126,75 @@ def _branch(branch: Branch, session: Session) -> str:
     mark = f"<span title='{_e(FALLBACK_HELP)}'>{_e(label[len(branch.answer):])}</span>" if is_fallback(branch) else ""
     answer = f" · answer <code>{_e(branch.answer)}</code>{mark}" if label else ""
     confidence = confidence_text(branch)
+    marks = [(text, css) for text, css in ((stop_text(branch, session), "why"), (score_text(branch, session), "score"),
+                                           (dropped_text(branch, session), "why")) if text]
     summary = (
         f"Branch {branch.index} · <span title='{_e(prompt_help(branch.prompt))}'>{_e(branch.prompt)}</span> · "
         f"<span class='status-{_e(branch.status.value)}'>{_e(branch.status.value)}</span>{answer} · "
-        f"{branch.completion_tokens} tokens · {branch.elapsed:.1f} s"
+        + "".join(f"<span class='{css}'>{_e(text)}</span> · " for text, css in marks)
+        + f"{branch.completion_tokens} tokens · {branch.elapsed:.1f} s"
         + (f" · <span class='meta' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>" if confidence else "")
     )
     error = branch_error(branch, session)
     shown_error = f"<div class='err'>{_e(error)}</div>" if error else ""
+    shown_error += "".join(f"<div class='meta note'>{_e(note)}</div>" for note in branch.notes)
     following = [*branch.steps[1:], None]
-    steps = "".join(step_html(step, after) for step, after in zip(branch.steps, following))
+    steps = "".join(step_html(step, after, RewardContext(branch, session, number))
+                    for number, (step, after) in enumerate(zip(branch.steps, following)))
     return f"<details><summary>{summary}</summary>{shown_error}{steps}</details>"
 
 
-def step_html(step: Step, following: Step | None = None) -> str:
+class RewardContext:
+    """Where a step sits, so its scored parts can be coloured by their reward."""
+
+    def __init__(self, branch: Branch, session: Session, step: int) -> None:
+        self.branch, self.session, self.step = branch, session, step
+
+    def spans(self, shown: int) -> list[tuple[int, int, int, float]]:
+        return reward_spans(self.branch, self.step, shown)
+
+    def code_spans(self) -> list[tuple[int, int, int, float]]:
+        return code_reward_spans(self.branch, self.step)
+
+    def badge(self, number: int, score: float) -> str:
+        title = step_reward_title(number, score, self.session)
+        return (f"<span class='reward-badge' style='border-color:{reward_colour(score)}' "
+                f"title='{_e(title)}' aria-label='{_e(title)}'>{fixed(score, 2)}</span>")
+
+    def wrap(self, number: int, score: float, body: str) -> str:
+        return (f"<div class='reward' style='border-left-color:{reward_colour(score)}' "
+                f"data-step='{number}'>{self.badge(number, score)}{body}</div>")
+
+
+def step_html(step: Step, following: Step | None = None, rewards: RewardContext | None = None) -> str:
     if step.kind == "code":
         outputs = "".join(output_html(output) for output in step.outputs)
         label = f"<div class='meta'>code · {_e(step.execution)} · {step.duration:.2f} s</div>"
-        return f"{label}{code_html(step.code)}{outputs}"
+        code = code_html(step.code)
+        for _start, _end, number, score in (rewards.code_spans() if rewards else []):
+            code = rewards.wrap(number, score, code)
+        for _start, _end, number, score in (rewards.spans(len(step.feedback)) if rewards else []):
+            outputs = rewards.wrap(number, score, outputs)  # the output, as the model read it, is the step
+        return f"{label}{code}{outputs}"
     thinking = (
         f"<details><summary class='meta'>thinking</summary><div class='text thinking'>"
         f"{prose_html(step.reasoning)}</div></details>"
         if step.reasoning
         else ""
     )
-    return f"{thinking}<div class='text'>{prose_html(without_run_code(step.text, following))}</div>"
+    text = without_run_code(step.text, following)
+    spans = rewards.spans(len(text)) if rewards else []
+    if not spans:
+        return f"{thinking}<div class='text'>{prose_html(text)}</div>"
+    parts, done = [], 0
+    for start, end, number, score in spans:
+        if text[done:start].strip():
+            parts.append(prose_html(text[done:start]))
+        parts.append(rewards.wrap(number, score, prose_html(text[start:end])))
+        done = max(done, end)
+    if text[done:].strip():
+        parts.append(prose_html(text[done:]))
+    return f"{thinking}<div class='text'>{''.join(parts)}</div>"
 
 
 def output_html(output: dict[str, Any]) -> str:

@@ -10,8 +10,20 @@ from rich.table import Table
 from rich.text import Text
 
 from ..events import Event
-from ..session import BranchStatus, Session
-from .facts import answer_or_none, branch_answer, confidence_text, status_line
+from ..session import Branch, BranchStatus, Session
+from .facts import (
+    answer_or_none,
+    branch_answer,
+    confidence_text,
+    dropped_text,
+    fixed,
+    reward_colour,
+    score_text,
+    status_line,
+    stop_text,
+    vote_notes,
+    weight_text,
+)
 
 _STATUS_STYLE = {
     BranchStatus.PENDING: "dim",
@@ -25,23 +37,41 @@ _STATUS_STYLE = {
 
 
 def branch_table(session: Session) -> Table:
+    """A row per branch; the score, why it stopped and its step rewards only when some branch
+    has them (a default solve shows none of these columns)."""
+    scores = [score_text(b, session) for b in session.branches]
+    whys = ["; ".join(filter(None, (stop_text(b, session), dropped_text(b, session)))) for b in session.branches]
+    rewards = [step_chips(b) for b in session.branches]
+    columns = ["branch", "prompt", "status", "rounds", "tokens", "confidence", "answer"]
+    extra = [(name, values) for name, values in (("score", scores), ("why it stopped", whys), ("step rewards", rewards))
+             if any(values)]
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("branch", "prompt", "status", "rounds", "tokens", "confidence", "answer"):
+    for column in columns + [name for name, _ in extra]:
         table.add_column(column, justify="right" if column in ("branch", "rounds", "tokens") else "left",
-                         no_wrap=column == "confidence")
-    for b in session.branches:
+                         no_wrap=column in ("confidence", "step rewards"))
+    for n, b in enumerate(session.branches):
         answer = branch_answer(b)
         status = Text(b.status.value, style=_STATUS_STYLE[b.status])
         confidence = confidence_text(b).removeprefix("confidence ") or "–"
         table.add_row(str(b.index), b.prompt, status, str(b.rounds), str(b.completion_tokens),
-                      confidence, answer)
+                      confidence, answer, *(values[n] for _, values in extra))
     return table
+
+
+def step_chips(branch: Branch) -> Text:
+    """The branch's step rewards as coloured figures, red (0) to green (1)."""
+    chips = Text()
+    for score in (s.score for s in branch.step_scores):
+        chips.append(f"{fixed(score, 2)} ", style=f"bold {reward_colour(score)}")
+    return chips
+
 
 
 def tally_line(session: Session) -> Text:
     if not session.vote.tally:
         return Text("vote: no answer yet", style="dim")
-    parts = [f"{item.answer} ×{item.count}" for item in session.vote.tally[:5]]
+    parts = [f"{item.answer} ×{item.count}" + (f" ({weight_text(item, session)})" if weight_text(item, session) else "")
+             for item in session.vote.tally[:5]]
     return Text("vote: " + "   ".join(parts) + f"   (agreement {session.vote.agreement:.0%})")
 
 
@@ -80,10 +110,8 @@ def print_summary(console: Console, session: Session) -> None:
     console.print(header(session, session.elapsed))
     console.print(branch_table(session))
     console.print(tally_line(session))
-    if session.vote.decided_early:
-        console.print("early stop: the remaining branches could not change the winner", style="dim")
-    if session.vote.tie:
-        console.print("tie: the group whose first answer came from the lowest branch won", style="dim")
+    for note in vote_notes(session)[1:]:  # the tally line gave the agreement
+        console.print(note, style="dim")
     answer = answer_or_none(session.answer)
     console.print(Text(f"answer: {answer}", style="bold green" if session.answer else "bold yellow"))
 

@@ -20,8 +20,22 @@ import ipywidgets as w
 
 from ..events import Event
 from ..session import Branch, BranchStatus, Session, Step
-from .facts import (CONFIDENCE_HELP, FALLBACK_HELP, confidence_text, is_fallback, prompt_help,
-                    status_line, without_run_code)
+from .facts import (
+    CONFIDENCE_HELP,
+    FALLBACK_HELP,
+    confidence_text,
+    dropped_text,
+    fixed,
+    is_fallback,
+    prompt_help,
+    reward_colour,
+    score_text,
+    status_line,
+    step_reward_title,
+    stop_text,
+    vote_notes,
+    without_run_code,
+)
 from .html import output_html, tally_table
 from .prose import code_html, prose_html
 
@@ -107,7 +121,7 @@ class LiveView:
             self.header.value = header_html(session, time.monotonic() - self.started)
             self.vote.value = vote_html(session)
             columns = _GRID[self.layout_toggle.value]
-            cards = "".join(live_card_html(b, self.show_thinking.value) for b in session.branches)
+            cards = "".join(live_card_html(b, session, self.show_thinking.value) for b in session.branches)
             self.cards.value = (f"<div style='display:grid;grid-template-columns:{columns};gap:6px;"
                                 f"align-items:start'>{cards}</div>")
 
@@ -156,15 +170,15 @@ def vote_html(session: Session) -> str:
         waiting = "no answer yet" if session.status.value == "running" else "no branch gave an answer"
         return f"<span style='color:{_MUTED}'>{waiting}</span>"
     running = session.status.value == "running"
-    state = "decided early" if vote.decided_early else ("voting" if running else "final")
     label = "Leading answer" if running else "Answer"
+    notes = " · ".join(vote_notes(session))
     return (
-        f"<div style='line-height:1.6'>{label}: ${_e(vote.answer)}$ · agreement {vote.agreement:.0%} · "
-        f"{state}{' · tie' if vote.tie else ''}</div>{tally_table(session, limit=8)}"
+        f"<div style='line-height:1.6'>{label}: ${_e(vote.answer)}$ · {'voting' if running else 'final'} · "
+        f"{_e(notes)}</div>{tally_table(session, limit=8)}"
     )
 
 
-def _card_title(branch: Branch) -> str:
+def _card_title(branch: Branch, session: Session) -> str:
     answer = f" · <code>{_e(branch.answer)}</code>" if branch.answer is not None else ""
     if is_fallback(branch):
         answer += f" <span style='color:{_MUTED}' title='{_e(FALLBACK_HELP)}'>fallback</span>"
@@ -172,16 +186,28 @@ def _card_title(branch: Branch) -> str:
     confidence = confidence_text(branch)
     shown = (f" · <span style='color:{_MUTED}' title='{_e(CONFIDENCE_HELP)}'>{_e(confidence)}</span>"
              if confidence else "")
+    marks = "".join(f" · {_e(text)}" for text in (stop_text(branch, session), score_text(branch, session),
+                                                   dropped_text(branch, session)) if text)
     return (
         f"<b>Branch {branch.index}</b> · <span title='{_e(prompt_help(branch.prompt))}'>{_e(branch.prompt)}</span> · "
-        f"<span style='color:{colour}'>{_e(branch.status.value)}</span>{answer} · "
+        f"<span style='color:{colour}'>{_e(branch.status.value)}</span>{answer}{marks} · "
         f"{branch.completion_tokens} tokens{shown}"
     )
 
 
-def live_card_html(branch: Branch, thinking: bool = False) -> str:
+def step_chips_html(branch: Branch, session: Session) -> str:
+    """The branch's step rewards as a row of small coloured chips, each with its figure."""
+    chips = "".join(
+        f"<span class='qwq-reward-chip' title='{_e(step_reward_title(number, s.score, session))}' "
+        f"style='display:inline-block;margin:1px;padding:0 3px;border:1px solid;border-left-width:8px;"
+        f"border-radius:3px;font-size:10px;border-color:{reward_colour(s.score)}'>{fixed(s.score, 2)}</span>"
+        for number, s in enumerate(branch.step_scores, 1))
+    return f"<div>{chips}</div>" if chips else ""
+
+
+def live_card_html(branch: Branch, session: Session, thinking: bool = False) -> str:
     """The branch's latest steps in order (text, code and its output, text), each cut short."""
-    parts = [f"<div>{_card_title(branch)}</div>"]
+    parts = [f"<div>{_card_title(branch, session)}</div>", step_chips_html(branch, session)]
     recent = branch.steps[-3:]
     codes_before = sum(s.kind == "code" for s in branch.steps[: len(branch.steps) - len(recent)])
     for number, step in enumerate(recent):

@@ -4,6 +4,20 @@
  * sanitizer and MathJax). The record is model output and is never run.
  */
 
+import {
+  Span,
+  codeRewardSpans,
+  droppedText,
+  fixed,
+  rewardColour,
+  rewardSpans,
+  scoreText,
+  stepRewardTitle,
+  stopText,
+  voteNotes,
+  weightText,
+  withoutRunCode
+} from './facts';
 import { IProse, plainProse } from './markdown';
 import {
   CONFIDENCE_HELP,
@@ -180,28 +194,34 @@ function output(out: IOutput): HTMLElement | null {
   return null;
 }
 
-/**
- * The model's text without the fenced block at its end when that block is exactly the code of the
- * next step: the code step right below shows it, with its outputs.
- */
-function withoutRunCode(text: string, next: IStep | undefined): string {
-  if (!next || next.kind !== 'code' || !next.code.trim()) {
-    return text;
-  }
-  const trimmed = text.trimEnd();
-  if (!trimmed.endsWith('```')) {
-    return text;
-  }
-  const open = trimmed.lastIndexOf('```', trimmed.length - 4);
-  const newline = trimmed.indexOf('\n', open);
-  if (open < 0 || newline < 0 || newline > trimmed.length - 3) {
-    return text;
-  }
-  const fenced = trimmed.slice(newline + 1, trimmed.length - 3);
-  return fenced.trim() === next.code.trim() ? trimmed.slice(0, open).trimEnd() : text;
+/** Where a step sits in its branch, so its scored parts can be coloured by their reward. */
+interface IRewards {
+  branch: IBranch;
+  session: ISession;
+  step: number;
 }
 
-function textStep(step: IStep, text: string, prose: IProse): HTMLElement {
+/** `content` inside a bar coloured by the step's reward, with its figure as a badge (not colour alone). */
+function rewarded(rewards: IRewards, span: Span, content: HTMLElement): HTMLElement {
+  const [, , number, score] = span;
+  const node = el('div', cls('reward'));
+  node.dataset.step = String(number);
+  node.style.borderLeftColor = rewardColour(score);
+  const badge = node.appendChild(el('span', cls('rewardBadge'), fixed(score, 2)));
+  badge.style.borderColor = rewardColour(score);
+  badge.title = stepRewardTitle(number, score, rewards.session);
+  badge.setAttribute('aria-label', badge.title);
+  node.appendChild(content);
+  return node;
+}
+
+function proseBlock(text: string, prose: IProse): HTMLElement {
+  const body = el('div', cls('text'));
+  drawProse(body, prose.text(body, text), text);
+  return body;
+}
+
+function textStep(step: IStep, text: string, prose: IProse, rewards: IRewards): HTMLElement {
   const node = el('div', `${cls('step')} ${cls('textStep')}`);
   if (step.reasoning) {
     const thinking = el('details', cls('thinking'));
@@ -210,14 +230,22 @@ function textStep(step: IStep, text: string, prose: IProse): HTMLElement {
     drawProse(body, prose.text(body, step.reasoning), step.reasoning);
     node.appendChild(thinking);
   }
-  if (text) {
-    const body = node.appendChild(el('div', cls('text')));
-    drawProse(body, prose.text(body, text), text);
+  const spans = rewardSpans(rewards.branch, rewards.step, text.length);
+  let done = 0;
+  for (const span of spans) {
+    if (text.slice(done, span[0]).trim()) {
+      node.appendChild(proseBlock(text.slice(done, span[0]), prose));
+    }
+    node.appendChild(rewarded(rewards, span, proseBlock(text.slice(span[0], span[1]), prose)));
+    done = Math.max(done, span[1]);
+  }
+  if (text.slice(done).trim()) {
+    node.appendChild(proseBlock(text.slice(done), prose));
   }
   return node;
 }
 
-function codeStep(step: IStep, prose: IProse): HTMLElement {
+function codeStep(step: IStep, prose: IProse, rewards: IRewards): HTMLElement {
   const node = el('div', `${cls('step')} ${cls('codeStep')}`);
   const label = el('div', cls('codeLabel'));
   label.appendChild(el('span', undefined, 'code'));
@@ -228,8 +256,10 @@ function codeStep(step: IStep, prose: IProse): HTMLElement {
   }
   label.appendChild(el('span', undefined, seconds(step.duration)));
   node.appendChild(label);
-  const code = node.appendChild(el('div', cls('code')));
+  const code = el('div', cls('code'));
   drawProse(code, prose.code(code, step.code, 'python'), step.code);
+  const [written] = codeRewardSpans(rewards.branch, rewards.step); // the block the text before ended with
+  node.appendChild(written ? rewarded(rewards, written, code) : code);
   const outputs = el('div', cls('outputs'));
   for (const out of step.outputs) {
     const rendered = output(out);
@@ -237,8 +267,9 @@ function codeStep(step: IStep, prose: IProse): HTMLElement {
       outputs.appendChild(rendered);
     }
   }
-  if (outputs.childNodes.length) {
-    node.appendChild(outputs);
+  const [read] = rewardSpans(rewards.branch, rewards.step, step.feedback.length); // its output as the model read it
+  if (outputs.childNodes.length || read) {
+    node.appendChild(read ? rewarded(rewards, read, outputs) : outputs);
   }
   return node;
 }
@@ -269,7 +300,7 @@ function promptView(branch: IBranch): HTMLElement {
   return node;
 }
 
-function branchView(branch: IBranch, prose: IProse): HTMLDetailsElement {
+function branchView(branch: IBranch, session: ISession, prose: IProse): HTMLDetailsElement {
   const node = el('details', cls('branch'));
   node.dataset.branch = String(branch.index);
 
@@ -295,6 +326,14 @@ function branchView(branch: IBranch, prose: IProse): HTMLDetailsElement {
     answer.appendChild(el('span', cls('noAnswer'), 'no answer'));
   }
   summary.appendChild(answer);
+  const why = [stopText(branch, session), droppedText(branch, session)].filter(Boolean).join('; ');
+  if (why) {
+    summary.appendChild(el('span', cls('why'), why));
+  }
+  const score = scoreText(branch, session);
+  if (score) {
+    summary.appendChild(el('span', `${cls('branchStat')} ${cls('score')}`, score));
+  }
   summary.appendChild(el('span', cls('branchStat'), `${branch.completionTokens} tokens`));
   summary.appendChild(el('span', cls('branchStat'), seconds(branch.elapsed)));
   if (branch.confidence !== null) {
@@ -317,12 +356,16 @@ function branchView(branch: IBranch, prose: IProse): HTMLDetailsElement {
     if (branch.error) {
       body.appendChild(el('pre', cls('error'), branch.error));
     }
+    for (const note of branch.notes) {
+      body.appendChild(el('div', cls('note'), note));
+    }
     body.appendChild(promptView(branch));
     branch.steps.forEach((step, i) => {
+      const rewards = { branch, session, step: i };
       body.appendChild(
         step.kind === 'code'
-          ? codeStep(step, prose)
-          : textStep(step, withoutRunCode(step.text, branch.steps[i + 1]), prose)
+          ? codeStep(step, prose, rewards)
+          : textStep(step, withoutRunCode(step.text, branch.steps[i + 1]), prose, rewards)
       );
     });
     if (!branch.steps.length && !branch.error) {
@@ -351,20 +394,13 @@ export function renderExplorer(host: HTMLElement, session: ISession, prose: IPro
   host.appendChild(header(session, prose));
 
   const branches = el('div', cls('branches'));
-  const views = session.branches.map(branch => branchView(branch, prose));
+  const views = session.branches.map(branch => branchView(branch, session, prose));
   views.forEach(v => branches.appendChild(v));
 
   const tally = el('div', cls('tally'));
   const tallyTitle = el('div', cls('sectionTitle'));
   tallyTitle.appendChild(el('span', undefined, 'Votes'));
-  const notes = [`agreement ${Math.round(session.agreement * 100)}%`];
-  if (session.decidedEarly) {
-    notes.push('decided early: the remaining branches were stopped');
-  }
-  if (session.tie) {
-    notes.push('tie, broken by the lowest branch index');
-  }
-  tallyTitle.appendChild(el('span', cls('notes'), notes.join(' · ')));
+  tallyTitle.appendChild(el('span', cls('notes'), voteNotes(session).join(' · ')));
   tally.appendChild(tallyTitle);
 
   const filterBar = el('div', cls('filterBar'));
@@ -400,8 +436,10 @@ export function renderExplorer(host: HTMLElement, session: ISession, prose: IPro
   };
 
   if (session.tally.length) {
-    const most = Math.max(...session.tally.map(t => t.count), 1);
-    const list = el('div', cls('tallyList'));
+    const weighed = session.tally.some(t => weightText(t, session));
+    const size = (t: ITallyItem): number => (weighed ? t.weight ?? 0 : t.count);
+    const most = Math.max(...session.tally.map(size), weighed ? 0 : 1) || 1;
+    const list = el('div', weighed ? `${cls('tallyList')} ${cls('weighed')}` : cls('tallyList'));
     session.tally.forEach((item, i) => {
       const row = el('button', cls('tallyRow'));
       row.type = 'button';
@@ -417,10 +455,13 @@ export function renderExplorer(host: HTMLElement, session: ISession, prose: IPro
       row.appendChild(answerCell);
       const track = el('span', cls('barTrack'));
       const bar = el('span', cls('bar'));
-      bar.style.width = `${(100 * item.count) / most}%`;
+      bar.style.width = `${(100 * size(item)) / most}%`;
       track.appendChild(bar);
       row.appendChild(track);
       row.appendChild(el('span', cls('count'), `${item.count} ${item.count === 1 ? 'vote' : 'votes'}`));
+      if (weighed) {
+        row.appendChild(el('span', cls('weight'), weightText(item, session)));
+      }
       row.appendChild(el('span', cls('tallyBranches'), `branches ${item.branches.join(', ')}`));
       row.addEventListener('click', () => applyFilter(active === item ? null : item));
       rows.push(row);

@@ -16,6 +16,16 @@ export interface ITallyItem {
   answer: string;
   count: number;
   branches: number[];
+  /** What the group weighed in the vote (count, score sum or best score); null in older records. */
+  weight: number | null;
+}
+
+/** The score of one part of a branch's solution: `text.slice(start, end)` of step `step`. */
+export interface IStepScore {
+  step: number;
+  start: number;
+  end: number;
+  score: number;
 }
 
 export interface IOutput {
@@ -30,6 +40,8 @@ export interface IStep {
   code: string;
   outputs: IOutput[];
   execution: string;
+  /** For code: exactly what was sent back to the model (a PRM scores it). */
+  feedback: string;
   duration: number;
   confidence: number[];
 }
@@ -52,9 +64,17 @@ export interface IBranch {
   answerSource: string;
   answerOutside: string; // why the answer breaks --answer-type/--answer-range; then it does not vote
   steps: IStep[];
+  /** Why it ended: answered | no-answer | cut-low-confidence | stopped-decided | budget | ... */
+  stopReason: string;
+  /** Its weight in the vote (--score); null: not scored. */
+  score: number | null;
+  /** prm / critic: the score of each step of its solution. */
+  stepScores: IStepScore[];
   completionTokens: number;
   elapsed: number;
   error: string;
+  /** What happened to it, in words: a cut, a PRM context cut, the critic's verdict and cost. */
+  notes: string[];
   confidence: number | null;
 }
 
@@ -73,6 +93,16 @@ export interface ISession {
   agreement: number;
   tie: boolean;
   decidedEarly: boolean;
+  /** majority | weighted | best (--vote). */
+  method: string;
+  /** The leader's share of the vote's weight. */
+  share: number;
+  /** Answered branches outside --keep-top: they did not vote. */
+  dropped: number[];
+  /** --stop confidence: the cut threshold the warm-up set. */
+  threshold: number | null;
+  /** finished | decided | token-budget | time-limit | error | cancelled; '' in older records. */
+  endedBy: string;
   /** Why the record cannot be shown (another schema version), or null. */
   unsupported: string | null;
 }
@@ -107,6 +137,14 @@ function num(value: unknown): number {
   return typeof value === 'number' && isFinite(value) ? value : 0;
 }
 
+function optionalNum(value: unknown): number | null {
+  return typeof value === 'number' && isFinite(value) ? value : null;
+}
+
+function indices(value: unknown): number[] {
+  return list(value).filter((i): i is number => typeof i === 'number');
+}
+
 function optionalStr(value: unknown): string | null {
   return value === null || value === undefined ? null : str(value);
 }
@@ -122,6 +160,7 @@ function readStep(raw: unknown): IStep {
       .filter(isObject)
       .map(o => ({ ...o, output_type: str(o.output_type) })),
     execution: str(s.execution),
+    feedback: str(s.feedback),
     duration: num(s.duration),
     confidence: decodeConfidence(s.confidence)
   };
@@ -144,9 +183,15 @@ function readBranch(raw: unknown, position: number): IBranch {
     answerSource: str(b.answer_source),
     answerOutside: str(b.answer_outside),
     steps: list(b.steps).map(readStep),
+    stopReason: str(b.stop_reason),
+    score: optionalNum(b.score),
+    stepScores: list(b.step_scores)
+      .filter(isObject)
+      .map(x => ({ step: num(x.step), start: num(x.start), end: num(x.end), score: num(x.score) })),
     completionTokens: num(b.completion_tokens),
     elapsed: ended ? Math.max(0, ended - started) : 0,
     error: str(b.error),
+    notes: list(b.notes).map(str),
     confidence: typeof b.confidence === 'number' && isFinite(b.confidence) ? b.confidence : null
   };
 }
@@ -156,7 +201,8 @@ function readTally(raw: unknown): ITallyItem {
   return {
     answer: str(t.answer),
     count: num(t.count),
-    branches: list(t.branches).filter((i): i is number => typeof i === 'number')
+    branches: indices(t.branches),
+    weight: optionalNum(t.weight)
   };
 }
 
@@ -208,6 +254,11 @@ export function readSession(raw: unknown): ISession {
     agreement: num(vote.agreement),
     tie: vote.tie === true,
     decidedEarly: vote.decided_early === true,
+    method: str(vote.method) || 'majority',
+    share: num(vote.share),
+    dropped: indices(vote.dropped),
+    threshold: optionalNum(vote.threshold),
+    endedBy: str(s.ended_by),
     unsupported: unsupportedReason(raw)
   };
 }

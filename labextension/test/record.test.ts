@@ -53,7 +53,7 @@ function record(): Record<string, unknown> {
     ],
     vote: {
       answer: '42',
-      tally: [{ answer: '42', count: 1, branches: [0] }],
+      tally: [{ answer: '42', count: 1, branches: [0], weight: 1 }],
       agreement: 1,
       tie: false,
       decided_early: true
@@ -77,7 +77,7 @@ test('a well-formed record reads into its answer, engine, tally and settings', (
   assert.equal(session.engineLogprobs, true);
   assert.equal(session.elapsed, 12.25);
   assert.deepEqual(session.config, { temperature: 0.6, top_p: 0.95, seed: 3 });
-  assert.deepEqual(session.tally, [{ answer: '42', count: 1, branches: [0] }]);
+  assert.deepEqual(session.tally, [{ answer: '42', count: 1, branches: [0], weight: 1 }]);
   assert.equal(session.agreement, 1);
   assert.equal(session.tie, false);
   assert.equal(session.decidedEarly, true);
@@ -158,7 +158,7 @@ test('strings where numbers belong and numbers where strings belong read as safe
   assert.equal(session.agreement, 0);
   assert.equal(session.tie, false);
   assert.equal(session.decidedEarly, false);
-  assert.deepEqual(session.tally, [{ answer: '5', count: 0, branches: [1, 3] }]);
+  assert.deepEqual(session.tally, [{ answer: '5', count: 0, branches: [1, 3], weight: null }]);
   const [branch] = session.branches;
   assert.equal(branch.index, 0);
   assert.equal(branch.completionTokens, 0);

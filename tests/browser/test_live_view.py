@@ -42,6 +42,9 @@ LEADS = [
 FILLER = "each step is written out so the reasoning can be followed. "
 BACKGROUND_PROBLEM = "What is 6 times 7? Take your time."
 MORE = "Let me double-check this another way before I box it. "
+DECISIONS_PROBLEM = "What is 6 times 7? Weigh the branches."
+DECISIONS = {0: ("Six sevens.\n\nSo \\boxed{42}.", 8.0), 1: ("Seven sixes.\n\nSo \\boxed{42}.", 6.0),
+             2: ("\\boxed{41}", 3.0), 3: ("hmm " * 3000, 1.0)}  # branch 3 goes on until stopped
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_ERRORS = ("Loading widget", "Error displaying widget", "model not found")
 
@@ -56,6 +59,9 @@ def _script(body):
     user = next(m["content"] for m in body["messages"] if m["role"] == "user")
     endless = BACKGROUND_PROBLEM in user  # then the last reply never ends on its own
     branch, round_ = branch_and_round(body)
+    if DECISIONS_PROBLEM in user:  # sure and unsure branches, each token's confidence as given
+        text, confidence = DECISIONS[branch]
+        return Reply(text, delay=0.05, confidence=confidence)
     delay = 0.05 + 0.012 * branch
     if branch == 2:
         steps = "7, 14, 21, 28, 35, 42. " * 6
@@ -144,6 +150,18 @@ class View:
         """(top, left) of each card, read at once: the cards are redrawn a few times a second."""
         return [tuple(p) for p in self.cards.evaluate(
             "e => [...e.firstElementChild.children].map(c => [c.offsetTop, c.offsetLeft])")]
+
+
+def _solve_in_background(lab, name: str, rest: str) -> tuple:
+    """Run `%%solve --background` with 4 branches against the scripted server (`rest`: more
+    flags, a newline and the problem); the solve's cell and its live view, once it shows."""
+    notebooks, server, page, scripted = lab
+    cells = _open(page, server, notebooks, name, "%load_ext jupyter_qwq",
+                  f"%%solve --background --endpoint {scripted.base_url} --branches 4 --seed 0 {rest}")
+    _run_with_shift_enter(page, cells, 2)
+    view = View(cells.nth(1))
+    view.header.wait_for(timeout=30_000)
+    return cells.nth(1), view
 
 
 def _wait(predicate, timeout: float, what: str, every: float = 0.1):
@@ -244,18 +262,9 @@ def test_live_view_streams_then_the_explorer_shows_the_answer(lab):
 def test_background_solve_frees_the_kernel_and_the_stop_button_stops_it(lab):
     from browser import kernel_status
 
-    notebooks, server, page, scripted = lab
+    _notebooks, _server, page, scripted = lab
     started = time.monotonic()
-    cells = _open(
-        page, server, notebooks, "background.ipynb",
-        "%load_ext jupyter_qwq",
-        f"%%solve --background --endpoint {scripted.base_url} --branches 4 --rounds 1 --seed 0 "
-        f"--no-early-stop\n{BACKGROUND_PROBLEM}",
-    )  # fmt: skip
-    _run_with_shift_enter(page, cells, 2)
-    cell = cells.nth(1)
-    view = View(cell)
-    view.header.wait_for(timeout=30_000)
+    cell, view = _solve_in_background(lab, "background.ipynb", f"--rounds 1 --no-early-stop\n{BACKGROUND_PROBLEM}")
 
     # The cell returned at once: its prompt has its number, the kernel is idle, the view moves on.
     _wait(lambda: cell.locator(".jp-InputPrompt").inner_text().strip() == "[2]:", 30, "the cell to end")
@@ -300,3 +309,35 @@ def test_background_solve_frees_the_kernel_and_the_stop_button_stops_it(lab):
     assert view.box.count() == 0
     _wait(lambda: scripted.open_streams() == 0, 10, "the server's streams to close")
     print(f"background test: {time.monotonic() - started:.1f} s, stopped {stopped_in:.2f} s after the click")
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_live_view_shows_scores_weights_and_why_a_branch_stopped(lab):
+    """--score confidence --vote weighted, in the background: while branch 3 still writes, the
+    cards show each branch's score and the vote each answer's weight; stopped, the explorer says
+    why branch 3 ended."""
+    _notebooks, _server, page, scripted = lab
+    cell, view = _solve_in_background(
+        lab, "decisions.ipynb", f"--rounds 0 --score confidence --vote weighted --stop none\n{DECISIONS_PROBLEM}")
+    _wait(lambda: (n := view.numbers()) and n["done"] == 3 and n["running"] == 1, 30, "three branches done")
+    for index, score in ((0, "8.00"), (1, "6.00"), (2, "3.00")):
+        assert f"lowest group confidence {score}" in view.card(index).inner_text()
+    assert "lowest group confidence" not in view.card(3).inner_text()  # still writing: no score yet
+    _wait(lambda: "weight 14.00" in view.vote.inner_text(), 5, "the weighted tally")
+    vote = view.vote.inner_text()
+    assert "weight 3.00" in vote
+    assert "weighted vote: an answer weighs the sum of its branches' scores (lowest group confidence)" in vote
+    page.mouse.move(0, 0)
+    view.box.evaluate("e => e.scrollIntoView({block: 'start'})")
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    view.box.screenshot(path=IMAGES / "live-view-decisions.png")
+
+    view.box.get_by_role("button", name="Stop").click()
+    explorer = cell.locator(".jp-QwqExplorer")
+    explorer.wait_for(timeout=10_000)
+    summary = explorer.locator('.jp-QwqExplorer-branch[data-branch="3"] > summary').inner_text()
+    assert "cancelled" in summary and "lowest group confidence" not in summary
+    assert explorer.locator(".jp-QwqExplorer-weight").all_inner_texts() == ["weight 14.00", "weight 3.00"]
+    assert "cancelled before every branch ended" in explorer.locator(".jp-QwqExplorer-notes").inner_text()
+    _wait(lambda: scripted.open_streams() == 0, 10, "the server's streams to close")

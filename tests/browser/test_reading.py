@@ -47,16 +47,11 @@ def _math_texts(node) -> list[str]:
 @pytest.mark.browser
 @pytest.mark.timeout(240)
 def test_the_explorer_typesets_math_keeps_money_and_highlights_code(tmp_path):
-    from browser import chromium_page, jupyter_lab, open_lab, open_notebook_without_kernel
+    from browser import saved_notebook_open
 
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    _notebook(notebooks / "reading.ipynb")
     ARTIFACTS.mkdir(exist_ok=True)
-    with jupyter_lab(notebooks, tmp_path / "jhome") as server, chromium_page() as page:
+    with saved_notebook_open(tmp_path, "reading.ipynb", _notebook) as (server, page):
         page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
-        open_lab(page, server)
-        open_notebook_without_kernel(page, "reading.ipynb")
         explorers = page.locator(".jp-QwqExplorer")
         explorers.first.wait_for(timeout=60_000)
         explorer = explorers.nth(0)

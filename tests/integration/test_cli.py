@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -112,6 +113,27 @@ def test_summary_without_json_shows_the_answer(scripted):
     result = run_cli("solve", "half?", "--endpoint", server.base_url, "--branches", "2", "--rounds", "0")
     assert result.returncode == 0, result.stderr
     assert "answer: \\frac{1}{2}" in result.stdout
+
+
+def test_the_summary_says_each_branch_s_score_why_it_stopped_and_each_answer_s_weight(scripted, monkeypatch):
+    def script(body):
+        branch, _ = branch_and_round(body)
+        if branch == 3:  # still writing when two branches agree: stopped
+            return Reply("wait " * 2000, delay=0.01, confidence=5.0)
+        return Reply("\\boxed{12}", confidence=9.0) if branch == 0 else Reply("\\boxed{7}", confidence=2.0)
+
+    server = scripted(script)
+    monkeypatch.setenv("COLUMNS", "200")  # one line per branch
+    result = run_cli("solve", "?", "--endpoint", server.base_url, "--branches", "4", "--rounds", "0",
+                     "--seed", "0", "--score", "confidence", "--vote", "weighted", "--stop", "agree:2")
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout
+    assert re.search(r"\n +0 .* 12 +lowest group confidence 9\.00", shown), shown
+    assert re.search(r"\n +3 .*stopped .* stopped early: the vote was decided", shown), shown
+    assert "vote: 12 ×1 (weight 9.00)   7 ×2 (weight 4.00)" in shown
+    assert "weighted vote: an answer weighs the sum of its branches' scores (lowest group confidence)" in shown
+    assert "ended early: 2 branches agreed (--stop agree:2); the rest were stopped" in shown
+    assert "answer: 12" in shown
 
 
 def test_a_missing_model_says_what_to_do():

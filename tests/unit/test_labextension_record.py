@@ -17,7 +17,7 @@ import pytest
 from jupyter_qwq.session import SCHEMA_VERSION
 
 LABEXTENSION = Path(__file__).resolve().parents[2] / "labextension"
-EXPECTED_TESTS = 24
+EXPECTED_TESTS = 30
 
 
 @pytest.mark.timeout(360)

@@ -35,7 +35,7 @@ def test_code_is_highlighted_and_its_dollars_left_alone():
 
 def test_markup_from_the_model_stays_text_in_every_python_view():
     session = reading_session(hostile=True)
-    views = [session_html(session), live_card_html(session.branches[0], thinking=True),
+    views = [session_html(session), live_card_html(session.branches[0], session, thinking=True),
              prose_html("[x](javascript:alert(1)) ![t](http://example.org/t.png)")]
     for shown in views:
         assert "<script" not in shown and "<img src=x" not in shown and 'href="javascript' not in shown
@@ -45,7 +45,7 @@ def test_markup_from_the_model_stays_text_in_every_python_view():
 
 def test_the_static_html_and_live_card_show_math_money_and_code():
     session = reading_session()
-    for shown in (session_html(session), live_card_html(session.branches[0])):
+    for shown in (session_html(session), live_card_html(session.branches[0], session)):
         assert DISPLAY in shown and INLINE in shown and "\\(\\boxed{130000}\\)" in shown
         assert f"{DOLLAR}80,000 and then {DOLLAR}50,000" in shown
         assert re.search(r"<pre[^>]*><code>.*<span style=", shown, re.DOTALL)
@@ -68,8 +68,8 @@ def test_old_records_without_prompt_text_still_load():
 def test_prompt_names_and_the_fallback_mark_say_what_they_mean():
     session = reading_session()
     session.branches[1].answer_source = "fallback:last_number"
-    static, card = session_html(session), live_card_html(session.branches[1])
-    for shown in (static, live_card_html(session.branches[0])):
+    static, card = session_html(session), live_card_html(session.branches[1], session)
+    for shown in (static, live_card_html(session.branches[0], session)):
         assert "title='tir: tool-integrated reasoning" in shown
     for shown in (static, card):
         assert "cot: chain of thought" in shown and "hint number 1" in shown
@@ -79,7 +79,7 @@ def test_prompt_names_and_the_fallback_mark_say_what_they_mean():
 def test_code_that_ran_is_shown_once_below_the_text_that_wrote_it():
     session = reading_session()
     session.branches = session.branches[:1]
-    for shown in (session_html(session), live_card_html(session.branches[0])):
+    for shown in (session_html(session), live_card_html(session.branches[0], session)):
         assert len(re.findall(r"80_000", shown)) == 1, shown
     text, code = session.branches[0].steps[:2]
     assert without_run_code(text.text, code).endswith("Check it:")

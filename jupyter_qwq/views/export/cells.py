@@ -14,7 +14,7 @@ from ..._version import __version__
 from ...codeblocks import first_complete_block
 from ...exceptions import ConfigError
 from ...session import MIME_TYPE, Branch, Session, Step
-from ..facts import branch_error, is_fallback, vote_notes
+from ..facts import branch_error, dropped_text, is_fallback, score_text, stop_text, vote_notes, weight_text
 from .markdown import RERUN_TAG, PY_OPEN, check_mode, clean_output, fenced, inline_code, markdown_cell, math_inline, one_line, output_text, safe_markdown
 
 
@@ -109,7 +109,8 @@ def export_session(session: Session, branch: str = "winner") -> list[NotebookNod
 def _branch_cells(session: Session, branch: Branch, chosen: bool, mode: str) -> list[NotebookNode]:
     title = "Solution" if mode == "winner" else f"Branch {branch.index}"
     facts = [f"branch {branch.index}" if mode == "winner" else "", f"prompt `{inline_code(branch.prompt)}`",
-             _status_text(branch)]
+             _status_text(branch), *(safe_markdown(fact) for fact in (score_text(branch, session), stop_text(branch, session),
+                                                                    dropped_text(branch, session)))]
     if mode == "all" and chosen:
         facts.append("**shown as the solution**")
     head = f"### {title}\n\n" + " · ".join(f for f in facts if f)
@@ -201,10 +202,13 @@ def _vote_markdown(session: Session) -> str:
     vote = session.vote
     lines = ["### Vote", ""]
     if vote.tally:
-        lines += ["| answer | votes | branches |", "|---|---|---|"]
+        weighed = any(weight_text(item, session) for item in vote.tally)
+        lines += ["| answer | votes | weight | branches |" if weighed else "| answer | votes | branches |",
+                  "|---|---|---|---|" if weighed else "|---|---|---|"]
         for item in vote.tally:
             branches = ", ".join(str(i) for i in item.branches)
-            lines.append(f"| ${math_inline(item.answer)}$ | {item.count} | {branches} |")
+            weight = f" {weight_text(item, session).removeprefix('weight ')} |" if weighed else ""
+            lines.append(f"| ${math_inline(item.answer)}$ | {item.count} |{weight} {branches} |")
         lines += ["", "; ".join(vote_notes(session)).capitalize() + "."]
     else:
         lines.append("No branch gave an answer.")
