@@ -5,24 +5,37 @@ the channels).
 The gateway owns the kernel's process and its confinement (Enterprise Gateway can run each in a
 Kubernetes pod); timeouts, interrupts, restarts and replay work as for a local subkernel. Kernels
 a process started on a gateway are deleted when it stops them, and at its exit.
+
+A gateway that stops answering (it died, or hangs, or the network to it went) costs only the
+branches whose kernels were there: their code raises GatewayUnreachable, with what the block had
+printed, within ANSWER_TIMEOUT at most. Their kernels and state are gone with it; nothing runs
+their code anywhere else, since a gateway is chosen on purpose, often to keep code off this machine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import functools
 import logging
+import math
 import os
 import time
+from queue import Empty
 from typing import Any
 
 import httpx
 
-from ..exceptions import KernelError
+from ..exceptions import GatewayUnreachable, KernelError
+from .execution import Execution, Outputs
 from .subkernel import Subkernel
 
 __all__ = ["GatewaySubkernel"]
 
 log = logging.getLogger(__name__)
+
+ANSWER_TIMEOUT = 10.0  # seconds a gateway has to answer a check, an interrupt or a DELETE
+POLL_INTERVAL = 0.005  # seconds between looks at a channel's queue while waiting for a message
 
 _started: set[str] = set()  # the URLs of the kernels this process runs on a gateway
 
@@ -39,9 +52,41 @@ class GatewaySubkernel(Subkernel):
     def where(self) -> str:
         return f"gateway {self.gateway}"
 
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except KernelError as error:
+            if error.__cause__ is None:  # ours, not the gateway's: e.g. one gateway at a time
+                raise
+            raise GatewayUnreachable(str(error)) from error.__cause__
+
+    async def execute(self, code: str, timeout: float) -> Execution:
+        try:
+            return await super().execute(code, timeout)
+        except GatewayUnreachable:
+            raise
+        except Exception as error:  # sending the block, an interrupt or a restart
+            why = _unanswered(error)
+            if why is None:
+                raise
+            raise GatewayUnreachable(self._lost(why)) from error
+
+    async def _collect(self, msg_id: str, outputs: Outputs, deadline: float) -> str:
+        try:
+            return await super()._collect(msg_id, outputs, deadline)
+        except Exception as error:
+            why = _unanswered(error)
+            if why is None:
+                raise
+            raise GatewayUnreachable(self._lost(why), outputs.result()) from error
+
+    def _lost(self, why: str) -> str:
+        return (f"The kernel gateway at {self.gateway} stopped answering ({why}); this branch's "
+                "kernel and its state are lost with it. Restart the gateway (or check the network "
+                "to it) and solve again; the branches that did not need it went on.")
+
     async def _launch(self) -> None:
         from jupyter_server.gateway.gateway_client import GatewayClient
-        from jupyter_server.gateway.managers import GatewayKernelManager
 
         client = GatewayClient.instance()
         if client.url and client.url.rstrip("/") != self.gateway and _started:
@@ -49,8 +94,8 @@ class GatewaySubkernel(Subkernel):
                               f"one gateway at a time (stop those solves first).")
         client.url = self.gateway  # its token, if it needs one: $JUPYTER_GATEWAY_AUTH_TOKEN
         client.ws_url = "ws" + self.gateway.removeprefix("http")
-        self._km = GatewayKernelManager(kernel_name=self.kernel_name, log=log)
-        await self._km.start_kernel(kernel_name=self.kernel_name)
+        self._km = _manager(self.startup_timeout, kernel_name=self.kernel_name, log=log)
+        await asyncio.wait_for(self._km.start_kernel(kernel_name=self.kernel_name), self.startup_timeout)
         _started.add(self._km.kernel_url)
         await self._connect()
 
@@ -67,7 +112,9 @@ class GatewaySubkernel(Subkernel):
         try:
             await km.shutdown_kernel(now=True)
         except Exception as error:
-            log.warning("The gateway did not stop kernel %s (%s).", km.kernel_id, error)
+            # A gateway that stopped answering was reported with the branch's error already.
+            level = logging.INFO if _unanswered(error) else logging.WARNING
+            log.log(level, "The gateway did not stop kernel %s (%s).", km.kernel_id, error)
         _started.discard(km.kernel_url)
 
     def _remember_process_group(self) -> None:
@@ -77,9 +124,90 @@ class GatewaySubkernel(Subkernel):
         status = getattr(error, "status_code", None)  # jupyter_server answers with tornado's HTTPError
         why = ("nothing answers there" if status == 503 else
                f"it answered {status}: {getattr(error, 'log_message', '') or error}" if status else
+               f"no answer within {self.startup_timeout:g} s" if isinstance(error, TimeoutError) else
                f"{type(error).__name__}: {error}")
         return (f"No kernel could be started on the gateway at {self.gateway} ({why}). Start one "
                 "(jupyter kernelgateway --KernelGatewayApp.port=8888), or check --kernel-gateway.")
+
+
+def _unanswered(error: BaseException | None) -> str | None:
+    """Why the gateway stopped answering, if `error` (or what caused it) says it did; else None."""
+    from tornado.web import HTTPError
+    from websocket import WebSocketException
+
+    while error is not None:
+        status = getattr(error, "status_code", 0) if isinstance(error, HTTPError) else 0
+        if status == 503:
+            return "nothing answers there any more"
+        if status == 404:
+            return "it no longer knows this kernel"
+        if status >= 500:
+            return f"it answered {status}"
+        if isinstance(error, TimeoutError):
+            return f"no answer within {ANSWER_TIMEOUT:g} s"
+        if isinstance(error, (OSError, WebSocketException)):
+            return str(error) or type(error).__name__
+        error = error.__cause__
+    return None
+
+
+def _manager(restart_timeout: float, **settings: Any) -> Any:
+    """jupyter_server's GatewayKernelManager with every REST call bounded in time, and a client
+    that waits for messages without spinning."""
+    manager_class, client_class = _classes()
+    manager = manager_class(client_factory=client_class, **settings)
+    manager.restart_timeout = restart_timeout
+    return manager
+
+
+@functools.cache
+def _classes() -> tuple[type, type]:
+    from jupyter_server.gateway.managers import GatewayKernelClient, GatewayKernelManager
+
+    class Client(GatewayKernelClient):
+        async def get_iopub_msg(self, timeout: float | None = None) -> dict[str, Any]:
+            return await self._next(self.iopub_channel, timeout)
+
+        async def get_shell_msg(self, timeout: float | None = None) -> dict[str, Any]:
+            return await self._next(self.shell_channel, timeout)
+
+        async def _next(self, channel: Any, timeout: float | None) -> dict[str, Any]:
+            """The channel's next message, Empty after `timeout`, ConnectionError once the
+            websocket has closed. (jupyter_server's own get_msg spins the event loop meanwhile.)"""
+            deadline = time.monotonic() + (math.inf if timeout is None else timeout)
+            while True:
+                try:
+                    msg = channel.get_nowait()
+                except Empty:
+                    if channel.response_router_finished:
+                        raise ConnectionError("its websocket closed") from None
+                    if time.monotonic() >= deadline:
+                        raise
+                    await asyncio.sleep(POLL_INTERVAL)
+                else:
+                    channel.task_done()
+                    return msg
+
+    class Manager(GatewayKernelManager):
+        restart_timeout = 60.0
+
+        async def is_alive(self) -> bool:
+            if not self.has_kernel:
+                return False
+            if await asyncio.wait_for(self.refresh_model(), ANSWER_TIMEOUT) is None:  # a 404
+                raise ConnectionError("it no longer knows this kernel")
+            return True
+
+        async def interrupt_kernel(self) -> None:
+            await asyncio.wait_for(super().interrupt_kernel(), ANSWER_TIMEOUT)
+
+        async def restart_kernel(self, **kw: Any) -> None:
+            await asyncio.wait_for(super().restart_kernel(**kw), self.restart_timeout)
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            await asyncio.wait_for(super().shutdown_kernel(now=now, restart=restart), ANSWER_TIMEOUT)
+
+    return Manager, Client
 
 
 @atexit.register
@@ -91,5 +219,5 @@ def _delete_started_kernels() -> None:
         try:
             httpx.delete(kernel_url, headers=headers, timeout=5)
         except httpx.HTTPError:
-            pass
+            break  # the gateway does not answer: the rest would wait as long for nothing
     _started.clear()

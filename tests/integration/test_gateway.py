@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from processes import alive, settled, wait_until
+from scripted_server import Reply, branch_and_round, code_then_box, last_output
 
 from jupyter_qwq import async_solve
 from jupyter_qwq.exceptions import KernelError
-from jupyter_qwq.session import BranchStatus
-
-from scripted_server import Reply, branch_and_round, code_then_box, last_output
+from jupyter_qwq.session import BranchStatus, Session, SolveStatus
+from jupyter_qwq.views.html import session_html
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -28,30 +32,40 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory) -> Iterator[str]:
-    """A kernel gateway of its own, stopped (its whole process group) when the tests end."""
+def start_gateway(log_dir) -> tuple[str, subprocess.Popen]:
+    """A real kernel gateway on 127.0.0.1 in a process group of its own: (its URL, its process)."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("gateway") / "gateway.log").open("wb")
+    log = (log_dir / "gateway.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "kernel_gateway", "--KernelGatewayApp.ip=127.0.0.1", "--JupyterWebsocketPersonality.list_kernels=True",
          f"--KernelGatewayApp.port={port}"], stdout=log, stderr=log, start_new_session=True)
+    log.close()
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api", timeout=2).status_code == 200:
+                return url, process
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    stop_gateway(process)
+    pytest.fail("the kernel gateway did not start: " + (log_dir / "gateway.log").read_text()[-2000:])
+
+
+def stop_gateway(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory) -> Iterator[str]:
+    """A kernel gateway of its own, stopped (its whole process group) when the tests end."""
+    url, process = start_gateway(tmp_path_factory.mktemp("gateway"))
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/api", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("the kernel gateway did not start: " + open(log.name).read()[-2000:])
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-        log.close()
+        stop_gateway(process)
 
 
 def kernels_on(url: str) -> list:
@@ -105,3 +119,91 @@ async def test_an_unreachable_gateway_fails_the_branches_with_one_clear_line(scr
     session = failed.value.session  # nothing is lost: the record comes with the error
     assert session.branches[0].status == BranchStatus.FAILED and session.branches[0].error == str(failed.value)
     assert session.branches[0].steps[0].text.startswith("Let me compute")
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a gateway's kernels: each in a session of its own)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except OSError:
+            continue  # it ended while we looked
+    return found
+
+
+def router_threads() -> list[threading.Thread]:
+    """The gateway client's websocket readers still running (one per connected kernel)."""
+    return [t for t in threading.enumerate()
+            if getattr(getattr(t, "_target", None), "__name__", "") == "_route_responses"]
+
+
+async def test_a_gateway_that_dies_mid_solve_fails_only_the_branches_that_needed_it(scripted, tmp_path):
+    """Six branches (2 and 5 chain-of-thought): 0 has answered, 1 and 3 are running code that
+    sleeps, 4 is still writing when the gateway is killed. The solve ends on its own; 1, 3 and 4
+    fail saying what happened; 0, 2 and 5 keep their answers, and the vote is theirs."""
+    url, process = start_gateway(tmp_path)
+    killed = threading.Event()
+    sleeps = ("import pathlib, time\npathlib.Path({mark!r}).touch()\nprint('started', flush=True)\n"
+              "time.sleep(60)")
+
+    def script(body):
+        branch, round_ = branch_and_round(body)
+        if branch in (2, 5):
+            return Reply("Six sevens are \\boxed{42}.")
+        if round_ == 2:
+            return Reply(f"So \\boxed{{{last_output(body)}}}.")
+        if branch == 0:
+            return Reply("```python\nprint(6 * 7)\n```")
+        if branch == 4:
+            killed.wait(60)  # still writing its first block when the gateway goes
+        code = sleeps.format(mark=str(tmp_path / f"running-{branch}"))
+        return Reply(f"Let me take my time.\n```python\n{code}\n```")
+
+    server = scripted(script)
+
+    def answered(branch: int, round_: int) -> bool:
+        return any(s.outcome == "completed" and branch_and_round(s.body) == (branch, round_)
+                   for s in server.streams)
+
+    async def kill_when_code_runs() -> tuple[float, list[int]]:
+        await settled(lambda: all((tmp_path / f"running-{b}").exists() for b in (1, 3))
+                      and answered(0, 2) and answered(2, 1) and answered(5, 1), timeout=60)
+        kernels = children_of(process.pid)
+        stop_gateway(process, signal.SIGKILL)
+        killed.set()
+        return time.monotonic(), kernels
+
+    before = set(router_threads())
+    session, (killed_at, kernels) = await asyncio.gather(
+        async_solve("What is 6 times 7?", **server.options(branches=6, prompts="mixed", stop="none",
+                                                           code_timeout=40, kernel_gateway=url)),
+        kill_when_code_runs())
+    assert len(kernels) == 4  # branches 0, 1, 3 and 4 each had a kernel on the gateway
+    assert time.monotonic() - killed_at < 20  # ended on its own, long before the blocks' timeout
+
+    assert session.status == SolveStatus.DONE and not session.error
+    assert session.answer == "42"
+    assert [(t.answer, t.branches) for t in session.vote.tally] == [("42", [0, 2, 5])]
+    statuses = {b.index: b.status for b in session.branches}
+    assert statuses == {0: BranchStatus.ANSWERED, 1: BranchStatus.FAILED, 2: BranchStatus.ANSWERED,
+                        3: BranchStatus.FAILED, 4: BranchStatus.FAILED, 5: BranchStatus.ANSWERED}
+    for index in (1, 3, 4):
+        branch = session.branches[index]
+        assert branch.stop_reason == "error"
+        assert f"The kernel gateway at {url} stopped answering" in branch.error
+        assert "Restart the gateway" in branch.error
+        code = [s for s in branch.steps if s.kind == "code"]
+        assert [s.execution for s in code] == ["lost"]  # the block it was running is kept
+    for index in (1, 3):  # with what it printed before the gateway went
+        (code,) = [s for s in session.branches[index].steps if s.kind == "code"]
+        assert code.outputs == [{"output_type": "stream", "name": "stdout", "text": "started\n"}]
+
+    record = Session.from_json(session.to_json())  # nothing lost from the saved record
+    assert record.to_json() == session.to_json()
+    html = session_html(session)
+    assert html.count(f"The kernel gateway at {url} stopped answering") == 3
+
+    assert wait_until(lambda: not any(alive(pid) for pid in kernels), timeout=15)
+    assert set(router_threads()) <= before
