@@ -125,6 +125,7 @@ class KernelPool:
         task = asyncio.create_task(self._start(kernel))
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
+        task.add_done_callback(_seen)
         return kernel, task
 
     async def _start(self, kernel: Subkernel) -> None:
@@ -145,3 +146,10 @@ class KernelPool:
     def _check_open(self) -> None:
         if self._closed:
             raise KernelError("This kernel pool was shut down; create a new KernelPool.")
+
+
+def _seen(task: asyncio.Task[None]) -> None:
+    """A warm kernel that failed to start, and that no branch needed, is no error (and no
+    "Task exception was never retrieved" on stderr); an acquire still gets its error."""
+    if not task.cancelled():
+        task.exception()

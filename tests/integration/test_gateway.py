@@ -207,3 +207,46 @@ async def test_a_gateway_that_dies_mid_solve_fails_only_the_branches_that_needed
 
     assert wait_until(lambda: not any(alive(pid) for pid in kernels), timeout=15)
     assert set(router_threads()) <= before
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jupyter_qwq.cli", "solve", *args, "--seed", "0"],
+                          capture_output=True, text=True, timeout=100)
+
+
+UNREACHABLE = "http://127.0.0.1:9"
+NO_KERNEL = (f"No kernel could be started on the gateway at {UNREACHABLE} (nothing answers there). Start "
+             "one (jupyter kernelgateway --KernelGatewayApp.port=8888), or check --kernel-gateway.")
+
+
+def test_an_unreachable_gateway_is_one_line_on_the_command_line_and_the_record_is_printed(scripted):
+    server = scripted(code_then_box)
+    result = run_cli("What is 6 times 7?", "--endpoint", server.base_url, "--branches", "3",
+                     "--kernel-gateway", UNREACHABLE, "--json")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"jupyter-qwq solve: error: {NO_KERNEL}"]  # once, not per branch
+    record = Session.from_json(result.stdout)
+    assert record.problem == "What is 6 times 7?" and record.status == SolveStatus.FAILED
+    assert [b.error for b in record.branches] == [NO_KERNEL] * 3
+    assert all(b.steps[0].text.startswith("Let me compute") for b in record.branches)
+
+
+def test_with_an_unreachable_gateway_the_branches_without_code_still_answer(scripted):
+    def script(body):
+        branch, _ = branch_and_round(body)
+        return Reply("Six sevens: \\boxed{42}.") if branch == 2 else code_then_box(body)
+
+    server = scripted(script)
+    result = run_cli("What is 6 times 7?", "--endpoint", server.base_url, "--branches", "3",
+                     "--prompts", "mixed", "--kernel-gateway", UNREACHABLE)
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [f"jupyter-qwq solve: branches 0, 1 failed: {NO_KERNEL}"]
+    assert "answer: 42" in result.stdout
+
+
+def test_an_unreachable_gateway_that_no_branch_needs_says_nothing(scripted):
+    server = scripted(lambda body: Reply("Six sevens: \\boxed{42}."))
+    result = run_cli("What is 6 times 7?", "--endpoint", server.base_url, "--branches", "3",
+                     "--kernel-gateway", UNREACHABLE)
+    assert (result.returncode, result.stderr) == (0, "")  # the warm kernels that failed: unseen
+    assert "answer: 42" in result.stdout
