@@ -8,7 +8,7 @@ a process started on a gateway are deleted when it stops them, and at its exit.
 
 A gateway that stops answering (it died, or hangs, or the network to it went) costs only the
 branches whose kernels were there: their code raises GatewayUnreachable, with what the block had
-printed, within ANSWER_TIMEOUT at most. Their kernels and state are gone with it; nothing runs
+printed, within `gateway_timeout` seconds at most. Their kernels and state are gone with it; nothing runs
 their code anywhere else, since a gateway is chosen on purpose, often to keep code off this machine.
 """
 
@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import functools
 import logging
 import math
 import os
+import socket
 import time
+from collections.abc import Coroutine
 from queue import Empty
 from typing import Any
 
@@ -34,19 +37,21 @@ __all__ = ["GatewaySubkernel"]
 
 log = logging.getLogger(__name__)
 
-ANSWER_TIMEOUT = 10.0  # seconds a gateway has to answer a check, an interrupt or a DELETE
 POLL_INTERVAL = 0.005  # seconds between looks at a channel's queue while waiting for a message
 
 _started: set[str] = set()  # the URLs of the kernels this process runs on a gateway
 
 
 class GatewaySubkernel(Subkernel):
-    """A Subkernel whose kernel runs on the gateway at `gateway` (http(s)://host:port)."""
+    """A Subkernel whose kernel runs on the gateway at `gateway` (http(s)://host:port), which
+    has `gateway_timeout` seconds to answer each liveness check, interrupt and stop."""
 
     def __init__(self, gateway: str, kernel_name: str = "python3", startup_timeout: float = 60,
-                 **settings: Any) -> None:
+                 gateway_timeout: float = 10.0, **settings: Any) -> None:
         super().__init__(kernel_name, startup_timeout, **settings)
         self.gateway = gateway.rstrip("/")
+        self.gateway_timeout = gateway_timeout
+        self._gone = False  # the gateway stopped answering: this kernel is lost
 
     @property
     def where(self) -> str:
@@ -66,24 +71,51 @@ class GatewaySubkernel(Subkernel):
         except GatewayUnreachable:
             raise
         except Exception as error:  # sending the block, an interrupt or a restart
-            why = _unanswered(error)
-            if why is None:
+            lost = self._lost(error)
+            if lost is None:
                 raise
-            raise GatewayUnreachable(self._lost(why)) from error
+            raise lost from error
 
     async def _collect(self, msg_id: str, outputs: Outputs, deadline: float) -> str:
         try:
             return await super()._collect(msg_id, outputs, deadline)
         except Exception as error:
-            why = _unanswered(error)
-            if why is None:
+            lost = self._lost(error)
+            if lost is None:
                 raise
-            raise GatewayUnreachable(self._lost(why), outputs.result()) from error
+            self._read_what_came(msg_id, outputs)
+            lost.outputs = outputs.result()
+            raise lost from error
 
-    def _lost(self, why: str) -> str:
-        return (f"The kernel gateway at {self.gateway} stopped answering ({why}); this branch's "
-                "kernel and its state are lost with it. Restart the gateway (or check the network "
-                "to it) and solve again; the branches that did not need it went on.")
+    def _lost(self, error: Exception) -> GatewayUnreachable | None:
+        """The branch's error, if `error` says the gateway stopped answering; else None."""
+        why = _unanswered(error, self.gateway_timeout)
+        if why is None:
+            return None
+        self._gone = True
+        return GatewayUnreachable(
+            f"The kernel gateway at {self.gateway} stopped answering ({why}); the kernel there and "
+            "its state are lost. Restart the gateway (or check the network to it) and solve "
+            "again; the branches that did not need it went on.")
+
+    def _read_what_came(self, msg_id: str, outputs: Outputs) -> None:
+        """The block's output that had arrived before the gateway went, but was not read yet."""
+        channel = self._client.iopub_channel
+        while not channel.empty():
+            msg = channel.get_nowait()
+            if msg["parent_header"].get("msg_id") == msg_id:
+                outputs.add(msg)
+
+    def _stop_client(self) -> None:
+        client = self._client
+        if self._gone and client is not None:
+            # No closing handshake with a gateway that does not answer: websocket-client would
+            # wait for the reader thread's lock, held by a read that never returns.
+            with contextlib.suppress(OSError, AttributeError):
+                client.channel_socket.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader
+            for channel in (client._channel_queues or {}).values():
+                channel.queue.clear()  # what is left there went with the kernel
+        super()._stop_client()
 
     async def _launch(self) -> None:
         from jupyter_server.gateway.gateway_client import GatewayClient
@@ -94,7 +126,9 @@ class GatewaySubkernel(Subkernel):
                               f"one gateway at a time (stop those solves first).")
         client.url = self.gateway  # its token, if it needs one: $JUPYTER_GATEWAY_AUTH_TOKEN
         client.ws_url = "ws" + self.gateway.removeprefix("http")
-        self._km = _manager(self.startup_timeout, kernel_name=self.kernel_name, log=log)
+        self._km = _manager(self.gateway_timeout, self.startup_timeout, kernel_name=self.kernel_name,
+                            log=log)
+        # cancelled, not left running: a kernel it started after all would be left on the gateway
         await asyncio.wait_for(self._km.start_kernel(kernel_name=self.kernel_name), self.startup_timeout)
         _started.add(self._km.kernel_url)
         await self._connect()
@@ -113,7 +147,7 @@ class GatewaySubkernel(Subkernel):
             await km.shutdown_kernel(now=True)
         except Exception as error:
             # A gateway that stopped answering was reported with the branch's error already.
-            level = logging.INFO if _unanswered(error) else logging.WARNING
+            level = logging.INFO if _unanswered(error, self.gateway_timeout) else logging.WARNING
             log.log(level, "The gateway did not stop kernel %s (%s).", km.kernel_id, error)
         _started.discard(km.kernel_url)
 
@@ -130,7 +164,7 @@ class GatewaySubkernel(Subkernel):
                 "(jupyter kernelgateway --KernelGatewayApp.port=8888), or check --kernel-gateway.")
 
 
-def _unanswered(error: BaseException | None) -> str | None:
+def _unanswered(error: BaseException | None, timeout: float) -> str | None:
     """Why the gateway stopped answering, if `error` (or what caused it) says it did; else None."""
     from tornado.web import HTTPError
     from websocket import WebSocketException
@@ -144,19 +178,19 @@ def _unanswered(error: BaseException | None) -> str | None:
         if status >= 500:
             return f"it answered {status}"
         if isinstance(error, TimeoutError):
-            return f"no answer within {ANSWER_TIMEOUT:g} s"
+            return f"no answer within {timeout:g} s"
         if isinstance(error, (OSError, WebSocketException)):
             return str(error) or type(error).__name__
         error = error.__cause__
     return None
 
 
-def _manager(restart_timeout: float, **settings: Any) -> Any:
+def _manager(answer_timeout: float, restart_timeout: float, **settings: Any) -> Any:
     """jupyter_server's GatewayKernelManager with every REST call bounded in time, and a client
     that waits for messages without spinning."""
     manager_class, client_class = _classes()
     manager = manager_class(client_factory=client_class, **settings)
-    manager.restart_timeout = restart_timeout
+    manager.answer_timeout, manager.restart_timeout = answer_timeout, restart_timeout
     return manager
 
 
@@ -189,25 +223,34 @@ def _classes() -> tuple[type, type]:
                     return msg
 
     class Manager(GatewayKernelManager):
+        answer_timeout = 10.0
         restart_timeout = 60.0
 
         async def is_alive(self) -> bool:
             if not self.has_kernel:
                 return False
-            if await asyncio.wait_for(self.refresh_model(), ANSWER_TIMEOUT) is None:  # a 404
+            if await _within(self.refresh_model(), self.answer_timeout) is None:  # a 404
                 raise ConnectionError("it no longer knows this kernel")
             return True
 
         async def interrupt_kernel(self) -> None:
-            await asyncio.wait_for(super().interrupt_kernel(), ANSWER_TIMEOUT)
+            await _within(super().interrupt_kernel(), self.answer_timeout)
 
         async def restart_kernel(self, **kw: Any) -> None:
-            await asyncio.wait_for(super().restart_kernel(**kw), self.restart_timeout)
+            await _within(super().restart_kernel(**kw), self.restart_timeout)
 
         async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
-            await asyncio.wait_for(super().shutdown_kernel(now=now, restart=restart), ANSWER_TIMEOUT)
+            await _within(super().shutdown_kernel(now=now, restart=restart), self.answer_timeout)
 
     return Manager, Client
+
+
+async def _within(request: Coroutine[Any, Any, Any], timeout: float) -> Any:
+    """A gateway request's result, or TimeoutError after `timeout` seconds. The request is left to
+    end on its own: cancelled, tornado would log an error when its own timeout fires later."""
+    task = asyncio.ensure_future(request)
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen, if late
+    return await asyncio.wait_for(asyncio.shield(task), timeout)
 
 
 @atexit.register

@@ -22,12 +22,12 @@ class KernelPool:
     Kernels are never reused across branches: state must not leak from one to another.
     `settings` are Subkernel's keyword arguments (kernel_name, sandbox, limits, shared_dirs,
     replay, ...), given to every kernel the pool starts; with `gateway` (a URL) the kernels run
-    on that Jupyter Kernel or Enterprise Gateway (GatewaySubkernel). `limit` caps the kernels
+    on that Jupyter Kernel or Enterprise Gateway (GatewaySubkernel; `gateway_timeout` too). `limit` caps the kernels
     alive at once (0: no cap): an acquire beyond it waits until a kernel is released.
     """
 
     def __init__(self, limit: int = 0, **settings: Any) -> None:
-        local = {name: value for name, value in settings.items() if name != "gateway"}
+        local = {name: value for name, value in settings.items() if not name.startswith("gateway")}
         inspect.signature(Subkernel).bind(**local)  # a misspelt setting fails here, not later
         if limit < 0:
             raise ValueError(f"a kernel pool's limit must be 0 (no cap) or more, not {limit}")
@@ -117,6 +117,7 @@ class KernelPool:
             from .gateway import GatewaySubkernel
 
             return GatewaySubkernel(gateway, **settings)
+        settings.pop("gateway_timeout", None)
         return Subkernel(**settings)
 
     def _start_in_background(self) -> tuple[Subkernel, asyncio.Task[None]]:

@@ -211,7 +211,7 @@ async def test_a_gateway_that_dies_mid_solve_fails_only_the_branches_that_needed
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "jupyter_qwq.cli", "solve", *args, "--seed", "0"],
-                          capture_output=True, text=True, timeout=100)
+                          capture_output=True, text=True, timeout=100, check=False)
 
 
 UNREACHABLE = "http://127.0.0.1:9"
@@ -250,3 +250,44 @@ def test_an_unreachable_gateway_that_no_branch_needs_says_nothing(scripted):
                      "--kernel-gateway", UNREACHABLE)
     assert (result.returncode, result.stderr) == (0, "")  # the warm kernels that failed: unseen
     assert "answer: 42" in result.stdout
+
+
+async def test_a_gateway_that_hangs_mid_solve_costs_its_branches_at_most_the_gateway_timeout(
+        scripted, tmp_path):
+    """A gateway that accepts connections but never answers (SIGSTOP) cannot hang a branch: its
+    two code branches fail once --kernel-gateway-timeout passes, the chain of thought answers."""
+    url, process = start_gateway(tmp_path)
+    sleeps = ("import pathlib, time\npathlib.Path({mark!r}).touch()\nprint('started', flush=True)\n"
+              "time.sleep(60)")
+
+    def script(body):
+        branch, _ = branch_and_round(body)
+        if branch == 2:
+            return Reply("Six sevens are \\boxed{42}.")
+        return Reply(f"```python\n{sleeps.format(mark=str(tmp_path / f'running-{branch}'))}\n```")
+
+    server = scripted(script)
+
+    async def hang_when_code_runs() -> tuple[float, list[int]]:
+        await settled(lambda: all((tmp_path / f"running-{b}").exists() for b in (0, 1)), timeout=60)
+        kernels = children_of(process.pid)
+        os.killpg(process.pid, signal.SIGSTOP)
+        return time.monotonic(), kernels
+
+    before = set(router_threads())
+    try:
+        session, (hung_at, kernels) = await asyncio.gather(
+            async_solve("What is 6 times 7?", **server.options(branches=3, prompts="mixed", stop="none",
+                                                               code_timeout=40, kernel_gateway=url,
+                                                               kernel_gateway_timeout=2)),
+            hang_when_code_runs())
+        ended_after = time.monotonic() - hung_at
+    finally:
+        stop_gateway(process, signal.SIGKILL)
+    assert ended_after < 12  # a check and a DELETE of 2 s each, and closing the websockets
+    assert session.answer == "42" and session.status == SolveStatus.DONE
+    for branch in session.branches[:2]:
+        assert branch.status == BranchStatus.FAILED
+        assert f"The kernel gateway at {url} stopped answering (no answer within 2 s)" in branch.error
+    assert len(kernels) == 2 and wait_until(lambda: not any(alive(pid) for pid in kernels), timeout=15)
+    assert set(router_threads()) <= before
