@@ -236,13 +236,13 @@ class BranchRun:
         self.branch.steps.append(step)
         self.branch.status = BranchStatus.EXECUTING
         self.emit("code_started")
-        if self.kernel is None:
-            self.kernel = await self.kernels.acquire()
-            self.branch.kernel = self.kernel.where
         try:
+            if self.kernel is None:
+                self.kernel = await self.kernels.acquire()
+                self.branch.kernel = self.kernel.where
             execution = await self.kernel.execute(code, timeout=self.config.code_timeout)
         except GatewayUnreachable as lost:  # the branch fails; the record keeps what it printed
-            step.outputs, step.execution = lost.outputs, "lost"
+            step.outputs, step.execution = lost.outputs, "lost" if self.kernel else "no-kernel"
             step.duration = self.now() - step.started
             raise
         step.outputs = execution.outputs

@@ -57,6 +57,12 @@ class GatewaySubkernel(Subkernel):
     def where(self) -> str:
         return f"gateway {self.gateway}"
 
+    @property
+    def alive(self) -> bool:
+        """Started and not shut down, and its websocket open (it closes when the gateway dies)."""
+        router = getattr(self._client, "response_router", None)
+        return super().alive and not self._gone and router is not None and router.is_alive()
+
     async def start(self) -> None:
         try:
             await super().start()
@@ -66,6 +72,8 @@ class GatewaySubkernel(Subkernel):
             raise GatewayUnreachable(str(error)) from error.__cause__
 
     async def execute(self, code: str, timeout: float) -> Execution:
+        if super().alive and not self.alive:
+            raise self._lost(ConnectionError("its websocket closed"))  # it went while we waited
         try:
             return await super().execute(code, timeout)
         except GatewayUnreachable:

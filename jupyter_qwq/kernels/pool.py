@@ -54,6 +54,7 @@ class KernelPool:
     async def acquire(self) -> Subkernel:
         """A ready kernel with fresh state: a prestarted one if any, else a new one."""
         self._check_open()
+        await self._drop_stale()
         if not self._warm:
             async with self._released:
                 await self._released.wait_for(lambda: self._closed or self._has_room())
@@ -77,6 +78,7 @@ class KernelPool:
 
     async def fill(self, n: int) -> None:
         """Prestart kernels until `n` are warm; returns at once."""
+        await self._drop_stale()
         await self.prestart(max(0, n - len(self._warm)))
 
     async def ready(self) -> None:
@@ -109,6 +111,16 @@ class KernelPool:
         for error in (r for r in results if isinstance(r, BaseException)):
             log.warning("A subkernel failed to shut down cleanly: %s", error)
         await self._notify_released()  # a waiting acquire learns the pool is closed
+
+    async def _drop_stale(self) -> None:
+        """Warm kernels that failed to start or died waiting (say, their gateway went) make way
+        for fresh ones."""
+        stale = [(kernel, starting) for kernel, starting in self._warm if starting.done()
+                 and (starting.cancelled() or starting.exception() or not kernel.alive)]
+        for entry in stale:  # all of them before the first await: another acquire may be here too
+            self._warm.remove(entry)
+        for kernel, _ in stale:
+            await self.release(kernel)
 
     def _new_kernel(self) -> Subkernel:
         settings = dict(self.settings)
