@@ -8,8 +8,9 @@ a process started on a gateway are deleted when it stops them, and at its exit.
 
 A gateway that stops answering (it died, or hangs, or the network to it went) costs only the
 branches whose kernels were there: their code raises GatewayUnreachable, with what the block had
-printed, within `gateway_timeout` seconds at most. Their kernels and state are gone with it; nothing runs
-their code anywhere else, since a gateway is chosen on purpose, often to keep code off this machine.
+printed, within `gateway_timeout` seconds at most. Their kernels and state are gone with it;
+nothing runs their code anywhere else, since a gateway is chosen on purpose, often to keep code
+off this machine.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import math
 import os
 import socket
+import threading
 import time
 from collections.abc import Coroutine
 from queue import Empty
@@ -204,9 +206,32 @@ def _manager(answer_timeout: float, restart_timeout: float, **settings: Any) -> 
 
 @functools.cache
 def _classes() -> tuple[type, type]:
+    import websocket
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_server.gateway.gateway_client import GatewayClient
     from jupyter_server.gateway.managers import GatewayKernelClient, GatewayKernelManager
+    from jupyter_server.utils import url_path_join
+    from tornado.escape import url_escape
 
     class Client(GatewayKernelClient):
+        async def start_channels(self, shell: bool = True, iopub: bool = True, stdin: bool = True,
+                                 hb: bool = True, control: bool = True) -> None:
+            """The websocket, and a daemon thread reading it: jupyter_server's reader is not one,
+            so a process that ended without stopping its kernels waited for it forever (and
+            never reached the atexit DELETE)."""
+            gateway = GatewayClient.instance()
+            self.channel_socket = websocket.create_connection(
+                url_path_join(gateway.ws_url or "", gateway.kernels_endpoint,
+                              url_escape(self.kernel_id), "channels"),
+                timeout=gateway.KERNEL_LAUNCH_TIMEOUT, enable_multithread=True,
+                sslopt={"ca_certs": gateway.ca_certs, "certfile": gateway.client_cert,
+                        "keyfile": gateway.client_key})
+            AsyncKernelClient.start_channels(self, shell=shell, iopub=iopub, stdin=stdin, hb=hb,
+                                             control=control)
+            self.response_router = threading.Thread(target=self._route_responses, daemon=True,
+                                                    name=f"gateway-kernel-{self.kernel_id}")
+            self.response_router.start()
+
         async def get_iopub_msg(self, timeout: float | None = None) -> dict[str, Any]:
             return await self._next(self.iopub_channel, timeout)
 

@@ -317,3 +317,21 @@ async def test_after_the_gateway_comes_back_the_next_solve_gets_fresh_kernels_th
             assert session.answer == "42"
     finally:
         stop_gateway(process)
+
+
+def test_a_process_that_ends_without_stopping_its_gateway_kernels_exits_and_deletes_them(gateway):
+    program = ("import asyncio\nfrom jupyter_qwq.kernels.gateway import GatewaySubkernel\n"
+               "async def main():\n"
+               f"    kernels = [GatewaySubkernel({gateway!r}) for _ in range(2)]\n"
+               "    await asyncio.gather(*(k.start() for k in kernels))\n"
+               "    print(sum(k.alive for k in kernels), flush=True)\n"
+               "asyncio.run(main())\n")
+    started = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, text=True)
+    try:
+        assert started.stdout.readline() == "2\n"  # two kernels run there, and it ends now
+        left = time.monotonic()
+        assert started.wait(timeout=30) == 0
+    finally:
+        started.kill()
+    assert time.monotonic() - left < 10  # not held up by the websockets' reader threads
+    assert kernels_on(gateway) == []  # its exit deleted them
