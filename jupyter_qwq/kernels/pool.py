@@ -22,8 +22,9 @@ class KernelPool:
     Kernels are never reused across branches: state must not leak from one to another.
     `settings` are Subkernel's keyword arguments (kernel_name, sandbox, limits, shared_dirs,
     replay, ...), given to every kernel the pool starts; with `gateway` (a URL) the kernels run
-    on that Jupyter Kernel or Enterprise Gateway (GatewaySubkernel; `gateway_timeout` too). `limit` caps the kernels
-    alive at once (0: no cap): an acquire beyond it waits until a kernel is released.
+    on that Jupyter Kernel or Enterprise Gateway (GatewaySubkernel, with `gateway_timeout`).
+    `limit` caps the kernels alive at once (0: no cap): an acquire beyond it waits until a kernel
+    is released.
     """
 
     def __init__(self, limit: int = 0, **settings: Any) -> None:
