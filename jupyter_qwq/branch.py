@@ -13,7 +13,7 @@ from .codeblocks import first_complete_block
 from .confidence import Trace
 from .decisions.scoring import measure_confidence
 from .engines.client import Sampling, Usage
-from .exceptions import ContinuationRefused, EngineDied, EngineUnreachable
+from .exceptions import ContinuationRefused, EngineDied, EngineUnreachable, GatewayUnreachable
 from .session import Branch, BranchStatus, Step
 
 if TYPE_CHECKING:
@@ -236,10 +236,15 @@ class BranchRun:
         self.branch.steps.append(step)
         self.branch.status = BranchStatus.EXECUTING
         self.emit("code_started")
-        if self.kernel is None:
-            self.kernel = await self.kernels.acquire()
-            self.branch.kernel = self.kernel.where
-        execution = await self.kernel.execute(code, timeout=self.config.code_timeout)
+        try:
+            if self.kernel is None:
+                self.kernel = await self.kernels.acquire()
+                self.branch.kernel = self.kernel.where
+            execution = await self.kernel.execute(code, timeout=self.config.code_timeout)
+        except GatewayUnreachable as lost:  # the branch fails; the record keeps what it printed
+            step.outputs, step.execution = lost.outputs, "lost" if self.kernel else "no-kernel"
+            step.duration = self.now() - step.started
+            raise
         step.outputs = execution.outputs
         step.execution = "restarted" if execution.restarted and execution.status == "ok" else execution.status
         step.feedback = execution.feedback(self.config.output_limit)

@@ -106,11 +106,26 @@ def _run(problem: str, config: Any, as_json: bool, stderr: Console, keys: list[s
         stop_servers()
     if session is None:
         return code
+    for line in _branch_failures(session):
+        _say(f"jupyter-qwq solve: {line}", keys)
     if as_json:
         print(session.to_json())
     else:
         print_summary(Console(highlight=False), session)
     return code
+
+
+def _branch_failures(session: Session) -> list[str]:
+    """One line per distinct error of the branches that failed (not the solve's own, said
+    already): "branches 1, 3 failed: ..."."""
+    from .views.facts import branch_error
+
+    failed: dict[str, list[int]] = {}
+    for branch in session.branches:
+        if error := branch_error(branch, session):
+            failed.setdefault(error, []).append(branch.index)
+    return [f"{'branch' if len(indices) == 1 else 'branches'} {', '.join(map(str, indices))} "
+            f"failed: {error}" for error, indices in failed.items()]
 
 
 def _eval_command(argv: list[str]) -> int:

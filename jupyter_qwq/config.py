@@ -217,6 +217,13 @@ class Solve(Configurable):
         "$JUPYTER_GATEWAY_AUTH_TOKEN. The gateway confines them, not jupyter_qwq's sandbox.",
     ).tag(config=True)
 
+    kernel_gateway_timeout = Float(
+        10.0,
+        help="Seconds the kernel gateway has to answer a liveness check, an interrupt or a stop; "
+        "past them (or at once, when it refuses) the branches whose kernels are there fail, the "
+        "others go on.",
+    ).tag(config=True)
+
     @validate("kernel_gateway")
     def _gateway_url(self, proposal: Any) -> str:
         url = proposal.value.strip().rstrip("/")
@@ -380,7 +387,8 @@ class Solve(Configurable):
             raise TraitError(f"{proposal.trait.name} must be between 0 and 1, not {proposal.value}")
         return proposal.value
 
-    @validate("code_timeout", "request_timeout", "server_start_timeout", "vllm_cpu_kvcache_gib")
+    @validate("code_timeout", "request_timeout", "server_start_timeout", "vllm_cpu_kvcache_gib",
+              "kernel_gateway_timeout")
     def _positive_seconds(self, proposal: Any) -> float:
         if proposal.value <= 0:
             raise TraitError(f"{proposal.trait.name} must be more than 0 seconds")
@@ -407,7 +415,8 @@ class Solve(Configurable):
                 "max_processes": self.max_processes, "max_file_size": self.max_file_size,
                 "max_output_bytes": self.kernel_output_limit, "shared_dirs": tuple(self.shared_dirs),
                 "fork_server": self.fork_kernels, "preload": tuple(self.kernel_preload),
-                **({"gateway": self.kernel_gateway} if self.kernel_gateway else {})}
+                **({"gateway": self.kernel_gateway, "gateway_timeout": self.kernel_gateway_timeout}
+                   if self.kernel_gateway else {})}
 
 
 def make_config(base: Solve | None = None, **overrides: Any) -> Solve:

@@ -10,6 +10,8 @@
     │   │   └── EngineCrashed                      a managed server's process died (how, and its log)
     │   └── ServerStartError                       a managed server never became ready
     ├── KernelError            (RuntimeError)     a subkernel could not be started or used
+    │   └── GatewayUnreachable (ConnectionError)  the kernel gateway stopped answering: only the
+    │                                              branches whose code needed it fail
     └── SolveTimeout           (TimeoutError)     the whole-solve wall-clock budget ran out
 
 Every message says what to do next: it is printed to the user as it is.
@@ -17,7 +19,7 @@ Every message says what to do next: it is printed to the user as it is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .session import Session
@@ -69,6 +71,19 @@ class ServerStartError(EngineError):
 
 class KernelError(QwqError, RuntimeError):
     """A subkernel could not be started, or died in a way that cannot be recovered."""
+
+
+class GatewayUnreachable(KernelError, ConnectionError):
+    """The kernel gateway (--kernel-gateway) did not answer: a kernel could not be started there,
+    or the one running a branch's code was lost with it.
+
+    Only the branch that needed that kernel fails; the others go on, and the solve fails only if
+    no branch answered. `outputs`: what the lost block had printed (nbformat dicts).
+    """
+
+    def __init__(self, message: str, outputs: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.outputs = outputs or []
 
 
 class SolveTimeout(QwqError, TimeoutError):

@@ -51,7 +51,7 @@ class Step:
     reasoning: str = ""
     code: str = ""
     outputs: list[dict[str, Any]] = field(default_factory=list)
-    execution: str = ""  # for code: ok | error | timeout | restarted | crashed
+    execution: str = ""  # for code: ok | error | timeout | restarted | crashed; on a gateway, lost | no-kernel
     feedback: str = ""  # for code: exactly what was sent back to the model
     confidence: str = ""  # for text: each token's confidence, encoded (see confidence.py)
     tokens: int = 0

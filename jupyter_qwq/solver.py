@@ -17,7 +17,7 @@ from .decisions.scoring import Scorer, measure_confidence
 from .decisions.stops import Window, should_stop, threshold
 from .decisions.votes import tally
 from .events import Emitter, Listener
-from .exceptions import ConfigError, QwqError
+from .exceptions import ConfigError, GatewayUnreachable, QwqError
 from .prompts import variant_for
 from .sampling import resolve as resolve_sampling
 from .session import Branch, BranchStatus, EngineInfo, Session, SolveStatus, Vote
@@ -194,6 +194,7 @@ class Solver:
         pending = set(tasks)
         over_budget = asyncio.create_task(self._over_budget.wait())
         session.ended_by = "finished"
+        lost: list[GatewayUnreachable] = []  # branches whose kernel gateway stopped answering
         try:
             while pending:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -210,8 +211,11 @@ class Solver:
                     )
                     break
                 for task in done - {over_budget}:
-                    if not task.cancelled() and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
+                    error = None if task.cancelled() else task.exception()
+                    if isinstance(error, GatewayUnreachable):
+                        lost.append(error)  # that branch failed, with its kernel; the others go on
+                    elif error is not None:
+                        raise error
                 session.vote = await asyncio.to_thread(self._tally)
                 warmed_up = self._warmed_up()
                 session.vote.threshold = self.threshold
@@ -231,6 +235,8 @@ class Solver:
                         tasks[task] = run.branch
                         pending.add(task)
                     self._later = []
+            if lost and session.vote.answer is None and session.ended_by == "finished":
+                raise lost[0]  # nothing to show but what went wrong
         finally:
             over_budget.cancel()
         session.vote.decided_early = session.ended_by == "decided"

@@ -22,12 +22,13 @@ class KernelPool:
     Kernels are never reused across branches: state must not leak from one to another.
     `settings` are Subkernel's keyword arguments (kernel_name, sandbox, limits, shared_dirs,
     replay, ...), given to every kernel the pool starts; with `gateway` (a URL) the kernels run
-    on that Jupyter Kernel or Enterprise Gateway (GatewaySubkernel). `limit` caps the kernels
-    alive at once (0: no cap): an acquire beyond it waits until a kernel is released.
+    on that Jupyter Kernel or Enterprise Gateway (GatewaySubkernel, with `gateway_timeout`).
+    `limit` caps the kernels alive at once (0: no cap): an acquire beyond it waits until a kernel
+    is released.
     """
 
     def __init__(self, limit: int = 0, **settings: Any) -> None:
-        local = {name: value for name, value in settings.items() if name != "gateway"}
+        local = {name: value for name, value in settings.items() if not name.startswith("gateway")}
         inspect.signature(Subkernel).bind(**local)  # a misspelt setting fails here, not later
         if limit < 0:
             raise ValueError(f"a kernel pool's limit must be 0 (no cap) or more, not {limit}")
@@ -54,6 +55,7 @@ class KernelPool:
     async def acquire(self) -> Subkernel:
         """A ready kernel with fresh state: a prestarted one if any, else a new one."""
         self._check_open()
+        await self._drop_stale()
         if not self._warm:
             async with self._released:
                 await self._released.wait_for(lambda: self._closed or self._has_room())
@@ -77,6 +79,7 @@ class KernelPool:
 
     async def fill(self, n: int) -> None:
         """Prestart kernels until `n` are warm; returns at once."""
+        await self._drop_stale()
         await self.prestart(max(0, n - len(self._warm)))
 
     async def ready(self) -> None:
@@ -110,6 +113,16 @@ class KernelPool:
             log.warning("A subkernel failed to shut down cleanly: %s", error)
         await self._notify_released()  # a waiting acquire learns the pool is closed
 
+    async def _drop_stale(self) -> None:
+        """Warm kernels that failed to start or died waiting (say, their gateway went) make way
+        for fresh ones."""
+        stale = [(kernel, starting) for kernel, starting in self._warm if starting.done()
+                 and (starting.cancelled() or starting.exception() or not kernel.alive)]
+        for entry in stale:  # all of them before the first await: another acquire may be here too
+            self._warm.remove(entry)
+        for kernel, _ in stale:
+            await self.release(kernel)
+
     def _new_kernel(self) -> Subkernel:
         settings = dict(self.settings)
         gateway = settings.pop("gateway", "")
@@ -117,6 +130,7 @@ class KernelPool:
             from .gateway import GatewaySubkernel
 
             return GatewaySubkernel(gateway, **settings)
+        settings.pop("gateway_timeout", None)
         return Subkernel(**settings)
 
     def _start_in_background(self) -> tuple[Subkernel, asyncio.Task[None]]:
@@ -125,6 +139,7 @@ class KernelPool:
         task = asyncio.create_task(self._start(kernel))
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
+        task.add_done_callback(_seen)
         return kernel, task
 
     async def _start(self, kernel: Subkernel) -> None:
@@ -145,3 +160,10 @@ class KernelPool:
     def _check_open(self) -> None:
         if self._closed:
             raise KernelError("This kernel pool was shut down; create a new KernelPool.")
+
+
+def _seen(task: asyncio.Task[None]) -> None:
+    """A warm kernel that failed to start, and that no branch needed, is no error (and no
+    "Task exception was never retrieved" on stderr); an acquire still gets its error."""
+    if not task.cancelled():
+        task.exception()
