@@ -216,13 +216,16 @@ def _classes() -> tuple[type, type]:
     class Client(GatewayKernelClient):
         async def start_channels(self, shell: bool = True, iopub: bool = True, stdin: bool = True,
                                  hb: bool = True, control: bool = True) -> None:
-            """The websocket, and a daemon thread reading it: jupyter_server's reader is not one,
-            so a process that ended without stopping its kernels waited for it forever (and
-            never reached the atexit DELETE)."""
+            """The websocket, with the gateway's token, and a daemon thread reading it:
+            jupyter_server's reader is not one, so a process that ended without stopping its
+            kernels waited for it forever (and never reached the atexit DELETE)."""
             gateway = GatewayClient.instance()
+            # the REST calls' headers (its token among them): jupyter_server's own sends none
+            headers = gateway.load_connection_args().get("headers") or {}
             self.channel_socket = websocket.create_connection(
                 url_path_join(gateway.ws_url or "", gateway.kernels_endpoint,
                               url_escape(self.kernel_id), "channels"),
+                header=[f"{key}: {value}" for key, value in headers.items()],
                 timeout=gateway.KERNEL_LAUNCH_TIMEOUT, enable_multithread=True,
                 sslopt={"ca_certs": gateway.ca_certs, "certfile": gateway.client_cert,
                         "keyfile": gateway.client_key})

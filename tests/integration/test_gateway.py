@@ -32,19 +32,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_gateway(log_dir, port: int = 0) -> tuple[str, subprocess.Popen]:
-    """A real kernel gateway on 127.0.0.1 in a process group of its own: (its URL, its process)."""
+def start_gateway(log_dir, port: int = 0, token: str = "") -> tuple[str, subprocess.Popen]:
+    """A real kernel gateway on 127.0.0.1 in a process group of its own: (its URL, its process).
+    With `token`, it answers only requests that carry it."""
     port = port or free_port()
     log = (log_dir / "gateway.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "kernel_gateway", "--KernelGatewayApp.ip=127.0.0.1", "--JupyterWebsocketPersonality.list_kernels=True",
-         f"--KernelGatewayApp.port={port}"], stdout=log, stderr=log, start_new_session=True)
+         f"--KernelGatewayApp.port={port}", f"--KernelGatewayApp.auth_token={token}"],
+        stdout=log, stderr=log, start_new_session=True)
     log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/api", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/api", timeout=2).status_code in (200, 401):
                 return url, process
         except httpx.HTTPError:
             time.sleep(0.3)
@@ -222,9 +224,28 @@ async def test_a_gateway_that_dies_mid_solve_fails_only_the_branches_that_needed
     assert set(router_threads()) <= before
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "jupyter_qwq.cli", "solve", *args, "--seed", "0"],
-                          capture_output=True, text=True, timeout=100, check=False)
+                          capture_output=True, text=True, timeout=100, check=False,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_gateway_that_asks_for_a_token_gets_it_on_every_request(scripted, tmp_path):
+    url, process = start_gateway(tmp_path, token="s3cret")
+    try:
+        server = scripted(code_then_box)
+        flags = ("What is 6 times 7?", "--endpoint", server.base_url, "--branches", "2", "--kernel-gateway", url)
+        refused = run_cli(*flags)
+        assert refused.returncode == 1 and "it answered 401" in refused.stderr
+        result = run_cli(*flags, "--json", env={"JUPYTER_GATEWAY_AUTH_TOKEN": "s3cret"})
+        assert result.returncode == 0, result.stderr
+        record = Session.from_json(result.stdout)
+        assert record.answer == "42"  # the code ran there: its output came back over the websocket
+        assert all(b.steps[1].outputs[0]["text"] == "42\n" for b in record.branches)
+        assert "s3cret" not in result.stdout + result.stderr
+        assert httpx.get(f"{url}/api/kernels", headers={"Authorization": "token s3cret"}, timeout=5).json() == []
+    finally:
+        stop_gateway(process)
 
 
 UNREACHABLE = "http://127.0.0.1:9"
