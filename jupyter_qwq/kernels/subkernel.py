@@ -221,7 +221,7 @@ class Subkernel:
             cwd=self.cwd,
             stdout=self._log,
             stderr=self._log,
-            extra_arguments=["--HistoryManager.hist_file=:memory:"],
+            extra_arguments=["--HistoryManager.enabled=False"],  # no SQLite: In/Out stay in memory
         )
         self._remember_process_group()
         await self._connect()
@@ -243,7 +243,8 @@ class Subkernel:
     async def _connect(self) -> None:
         self._client = self._km.client(context=self._km.context)
         # No stdin channel: input() then raises StdinNotImplementedError instead of hanging.
-        self._client.start_channels(stdin=False, hb=False)
+        # Nor control: the kernel manager has its own, and signals interrupt.
+        self._client.start_channels(stdin=False, hb=False, control=False)
         await self._wait_for_ready(time.monotonic() + self.startup_timeout)
 
     async def _wait_for_ready(self, deadline: float) -> None:
@@ -276,7 +277,9 @@ class Subkernel:
 
     def _stop_client(self) -> None:
         if self._client is not None:
-            self._client.stop_channels()
+            # Only the two channels started (stop_channels would open the others to stop them).
+            for channel in (self._client.shell_channel, self._client.iopub_channel):
+                channel.stop()
             self._client = None
 
     async def _stop_kernel(self) -> None:
