@@ -291,7 +291,7 @@ class Subkernel:
             # (which costs jupyter_client's polls of 0.1 s), and the sandbox sweep follows.
             await asyncio.wait_for(km.shutdown_kernel(now=True), SHUTDOWN_WAIT + 1)
         except Exception as error:  # includes TimeoutError
-            log.warning("Shutdown of %r failed (%s); killing it again.", self, error)
+            log.warning("Shutdown of %r failed (%r); killing it again.", self, error)
             try:
                 await km.shutdown_kernel(now=True)
             except Exception:
