@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 LIVENESS_INTERVAL = 0.2  # seconds between checks that the kernel process still runs
 INTERRUPT_GRACE = 1.0  # seconds a kernel gets to become idle after SIGINT before a restart
-SHUTDOWN_WAIT = 2.0  # seconds for a polite shutdown before SIGTERM, then SIGKILL
+SHUTDOWN_WAIT = 2.0  # jupyter_client's grace for a polite shutdown; we kill, and allow this + 1 s
 RECONNECT_INTERVAL_MS = 5  # how soon our sockets retry to reach a kernel still starting
 
 
@@ -243,8 +243,7 @@ class Subkernel:
     async def _connect(self) -> None:
         self._client = self._km.client(context=self._km.context)
         # No stdin channel: input() then raises StdinNotImplementedError instead of hanging.
-        # Nor control: the kernel manager has its own, and signals interrupt.
-        self._client.start_channels(stdin=False, hb=False, control=False)
+        self._client.start_channels(stdin=False, hb=False)
         await self._wait_for_ready(time.monotonic() + self.startup_timeout)
 
     async def _wait_for_ready(self, deadline: float) -> None:
@@ -277,9 +276,7 @@ class Subkernel:
 
     def _stop_client(self) -> None:
         if self._client is not None:
-            # Only the two channels started (stop_channels would open the others to stop them).
-            for channel in (self._client.shell_channel, self._client.iopub_channel):
-                channel.stop()
+            self._client.stop_channels()
             self._client = None
 
     async def _stop_kernel(self) -> None:
