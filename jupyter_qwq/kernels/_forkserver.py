@@ -27,6 +27,7 @@ import json
 import os
 import resource
 import selectors
+import shutil
 import signal
 import socket
 import sys
@@ -59,6 +60,8 @@ class Server:
         for pid in self.connections.values():
             if pid:
                 _kill_group(pid)
+        # The owner died without stopping us: nobody else will remove our directory (socket, log).
+        shutil.rmtree(os.path.dirname(self.listener.getsockname()), ignore_errors=True)
 
     def accept(self, listener):
         connection, _ = listener.accept()
