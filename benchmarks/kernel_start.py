@@ -1,11 +1,19 @@
-"""How long a fresh sandboxed subkernel takes to answer its first block, forked or launched.
+"""How long a fresh sandboxed subkernel takes to answer its first block: forked, launched, or warm.
 
-For each way of starting, one kernel is started first and not counted (the fork server starts
-then, once per process, and the interpreter's caches fill), then `--kernels` fresh kernels are
-started one after another; each time is from `Subkernel.start()` until the reply to its first
-`execute_request` (`x = 1`). The two ways alternate kernel by kernel, so a background load
-weighs on both alike; the kernel process's own CPU time until then, which a load does not change,
-is shown beside.
+For each way, one kernel is started first and not counted (the fork server starts then, once per
+process, and the interpreter's caches fill), then `--kernels` fresh kernels are timed one after
+another, from the moment a branch asks for one until the reply to its first `execute_request`
+(`x = 1`):
+
+* launched: `Subkernel.start()` launches a new interpreter that enters the sandbox;
+* forked: `Subkernel.start()` forks it from the fork server (the default);
+* warm: `KernelPool.acquire()` hands over a kernel the pool forked ahead and that is ready, as a
+  notebook's pool holds them after its first solve (`Solve.warm_kernels`); it is as fresh as the
+  others: no code ran in it.
+
+The ways alternate kernel by kernel, so a background load weighs on all alike; the kernel
+process's own CPU time until then (its start included), which a load does not change, is shown
+beside.
 
     python benchmarks/kernel_start.py [--kernels 10] [--no-sandbox]
 """
@@ -21,9 +29,9 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from jupyter_qwq.kernels import Subkernel
+from jupyter_qwq.kernels import KernelPool
 
-WAYS = {"launched": False, "forked": True}  # a new interpreter; a fork of the fork server
+WAYS = ("launched", "forked", "warm")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -33,21 +41,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def first_block(sandbox: bool, fork: bool) -> tuple[float, float, bool]:
-    """Seconds from start to the first block's reply, the kernel's CPU seconds until then, and
-    whether it really came from a fork."""
-    kernel = Subkernel(sandbox=sandbox, fork_server=fork)
-    started = time.monotonic()
-    try:
-        await kernel.start()
+async def first_block(sandbox: bool, way: str) -> tuple[float, float, bool]:
+    """Seconds from asking for a kernel to its first block's reply, the kernel's CPU seconds
+    until then, and whether it really came from a fork."""
+    async with KernelPool(sandbox=sandbox, fork_server=way != "launched") as pool:
+        if way == "warm":
+            await pool.prestart(1)
+            await pool.ready()
+        started = time.monotonic()
+        kernel = await pool.acquire()
         result = await kernel.execute("x = 1", timeout=30)
         elapsed = time.monotonic() - started
         if result.status != "ok":
             raise RuntimeError(f"the first block failed: {result.feedback()}")
         assert kernel.pid is not None
         return elapsed, cpu_seconds(kernel.pid), kernel.forked
-    finally:
-        await kernel.shutdown()
 
 
 async def main() -> None:
@@ -59,19 +67,20 @@ async def main() -> None:
     times: dict[str, list[float]] = {way: [] for way in WAYS}
     cpu: dict[str, list[float]] = {way: [] for way in WAYS}
     forked: dict[str, bool] = {}
-    for way, fork in WAYS.items():
-        _, _, forked[way] = await first_block(sandbox, fork)  # warm-up, not counted
+    for way in WAYS:
+        _, _, forked[way] = await first_block(sandbox, way)  # warm-up, not counted
     for _ in range(args.kernels):
-        for way, fork in WAYS.items():
-            seconds, used, _ = await first_block(sandbox, fork)
+        for way in WAYS:
+            seconds, used, _ = await first_block(sandbox, way)
             times[way].append(seconds)
             cpu[way].append(used)
-    table = Table(title=f"fresh {'sandboxed ' if sandbox else ''}subkernel: start to first "
-                        f"block's reply, {args.kernels} kernels each")
+    table = Table(title=f"fresh {'sandboxed ' if sandbox else ''}subkernel: asked for to first "
+                        f"block's reply, {args.kernels} kernels each "
+                        f"(load average {os.getloadavg()[0]:.1f})")
     for column in ("way", "forked", "median (ms)", "min (ms)", "max (ms)", "× launched",
                    "kernel CPU, median (ms)"):
         table.add_column(column, justify="right")
-    baseline = statistics.median(times[next(iter(WAYS))])
+    baseline = statistics.median(times[WAYS[0]])
     for way, seconds in times.items():
         median = statistics.median(seconds)
         table.add_row(way, "yes" if forked[way] else "no", f"{median * 1000:.0f}",

@@ -2,11 +2,22 @@
 
 Each branch streams a reply with a delay per chunk, runs one code block in its real subkernel, and
 streams a final answer. Branches are independent, so the ideal wall time of a solve is the time of
-its slowest branch alone (measured in the same run, one branch at a time); the overhead is what
-concurrency, subkernel start-up and voting add on top. Subkernels forked from the fork server
-(the default) and launched as new interpreters (`--no-fork-kernels`) alternate run by run, so a
-background load weighs on both alike; a first solve, not counted, starts the fork server (once
-per process) and fills the caches a first solve fills.
+its slowest branch alone: one branch solved the same way, in the same run (best of 3); the
+overhead is what concurrency, subkernels and voting add on top. The scripted server runs in a
+process of its own, as an engine does, so its threads do not take the solver's interpreter lock.
+
+Three ways of getting the kernels, alternating solve by solve so a background load weighs on all
+alike:
+
+* held open, warm: a `Solving` kept open with `warm_kernels` = branches, as the notebook holds
+  one: each solve's kernels were started after the previous solve, while the user read it (the
+  benchmark waits for them, as that reading time would);
+* one-shot, forked: `async_solve`, which starts the kernels from the fork server during the solve
+  and stops them before it returns;
+* one-shot, launched (`--no-fork-kernels`): the same with a new interpreter per kernel.
+
+A first solve of each way, not counted, starts the fork server (once per process) and fills the
+caches a first solve fills.
 
     python benchmarks/solve_walltime.py [--branches 8] [--chunks 40] [--delay 0.01] [--runs 3]
 """
@@ -15,9 +26,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -26,8 +41,10 @@ from rich.console import Console
 from rich.table import Table
 from scripted_server import Reply, ScriptedServer, branch_and_round, last_output
 
-from jupyter_qwq import async_solve
+from jupyter_qwq import Solving, async_solve
 from jupyter_qwq.kernels import KernelPool
+
+Solve = Callable[[int], Awaitable[float]]  # seed -> seconds
 
 
 def make_script(chunks: int, delay: float):
@@ -41,11 +58,54 @@ def make_script(chunks: int, delay: float):
     return script
 
 
-async def timed_solve(server: ScriptedServer, branches: int, seed: int = 0, fork: bool = True) -> float:
-    started = time.monotonic()
-    await async_solve("Add 35.", engine="endpoint", endpoint=server.base_url, branches=branches,
-                      rounds=1, seed=seed, early_stop=False, fork_kernels=fork)
-    return time.monotonic() - started
+def serve(chunks: int, delay: float) -> None:
+    """The scripted server's own process: say the URL, serve until stdin closes."""
+    with ScriptedServer(make_script(chunks, delay)) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()
+
+
+@contextlib.contextmanager
+def server_process(chunks: int, delay: float) -> Iterator[str]:
+    """The scripted server in a process of its own; its base URL."""
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", "--chunks", str(chunks),
+                             "--delay", str(delay)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def options(url: str, branches: int, fork: bool = True) -> dict:
+    return {"engine": "endpoint", "endpoint": url, "branches": branches, "rounds": 1,
+            "early_stop": False, "fork_kernels": fork}
+
+
+def one_shot(url: str, branches: int, fork: bool) -> Solve:
+    async def solve(seed: int) -> float:
+        started = time.monotonic()
+        await async_solve("Add 35.", seed=seed, **options(url, branches, fork))
+        return time.monotonic() - started
+
+    return solve
+
+
+@contextlib.asynccontextmanager
+async def held_open(url: str, branches: int) -> AsyncIterator[Solve]:
+    """Solves on one open `Solving` whose warm kernels are ready before each is timed."""
+    async with Solving(warm_kernels=branches, **options(url, branches)) as solving:
+        async def solve(seed: int) -> float:
+            assert solving.kernels is not None
+            await solving.kernels.fill(branches)
+            await solving.kernels.ready()  # the user reads the last answer meanwhile
+            started = time.monotonic()
+            await solving.solve("Add 35.", seed=seed)
+            return time.monotonic() - started
+
+        yield solve
 
 
 async def kernel_startup(count: int, fork: bool) -> float:
@@ -58,39 +118,55 @@ async def kernel_startup(count: int, fork: bool) -> float:
         return time.monotonic() - started
 
 
+async def measure(url: str, branches: int, runs: int) -> dict[str, tuple[float, list[float]]]:
+    """For each way: (its ideal, its `runs` solves of `branches` branches)."""
+    async with held_open(url, branches) as warm, held_open(url, 1) as warm_alone:
+        ways: dict[str, tuple[Solve, Solve]] = {
+            "held open, kernels warm": (warm_alone, warm),
+            "one-shot, kernels forked": (one_shot(url, 1, True), one_shot(url, branches, True)),
+            "one-shot, kernels launched": (one_shot(url, 1, False), one_shot(url, branches, False)),
+        }
+        for alone, many in ways.values():  # not counted: the fork server starts, caches fill
+            await many(0)
+            await alone(0)
+        ideals: dict[str, list[float]] = {way: [] for way in ways}
+        times: dict[str, list[float]] = {way: [] for way in ways}
+        for seed in range(1, max(3, runs) + 1):
+            for way, (alone, many) in ways.items():
+                if seed <= 3:
+                    ideals[way].append(await alone(seed))
+                if seed <= runs:
+                    times[way].append(await many(seed))
+    return {way: (min(ideals[way]), times[way]) for way in ways}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--branches", type=int, default=8)
     parser.add_argument("--chunks", type=int, default=40)
     parser.add_argument("--delay", type=float, default=0.01)
-    parser.add_argument("--runs", type=int, default=3, help="solves per way of starting kernels")
+    parser.add_argument("--runs", type=int, default=3, help="solves per way of getting kernels")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    ways = {"forked": True, "launched": False}
-    runs: dict[str, list[float]] = {way: [] for way in ways}
-    with ScriptedServer(make_script(args.chunks, args.delay)) as server:
-        await timed_solve(server, args.branches)  # not counted: the fork server starts, caches fill
-        ideal = min([await timed_solve(server, 1, seed=i) for i in range(3)])
-        for _ in range(args.runs):
-            for way, fork in ways.items():
-                runs[way].append(await timed_solve(server, args.branches, fork=fork))
-    startup = {way: await kernel_startup(args.branches, fork) for way, fork in ways.items()}
-    table = Table(title=f"solve wall time, {args.branches} branches, scripted server")
-    for column in ("run", "wall time (s)", "× ideal"):
+    if args.serve:
+        serve(args.chunks, args.delay)
+        return
+    with server_process(args.chunks, args.delay) as url:
+        results = await measure(url, args.branches, args.runs)
+    startup = {way: await kernel_startup(args.branches, fork)
+               for way, fork in {"forked": True, "launched": False}.items()}
+    table = Table(title=f"solve wall time, {args.branches} branches, scripted server "
+                        f"(load average {os.getloadavg()[0]:.1f})")
+    for column in ("kernels", "ideal: one branch alone (s)", f"{args.branches} branches, each run (s)",
+                   "median (s)", "× ideal"):
         table.add_column(column, justify="right")
-    table.add_row("ideal: one branch alone (best of 3)", f"{ideal:.2f}", "1.00")
-    for way, seconds in runs.items():
-        for number, run in enumerate(seconds, 1):
-            table.add_row(f"{args.branches} branches, kernels {way}, run {number}", f"{run:.2f}",
-                          f"{run / ideal:.2f}")
+    for way, (ideal, seconds) in results.items():
         median = statistics.median(seconds)
-        table.add_row(f"[b]{args.branches} branches, kernels {way}, median[/b]", f"{median:.2f}",
+        table.add_row(way, f"{ideal:.2f}", " ".join(f"{s:.2f}" for s in seconds), f"{median:.2f}",
                       f"[b]{median / ideal:.2f}[/b]")
-    for way, seconds in startup.items():
-        table.add_row(f"for reference: starting {args.branches} subkernels alone, {way}",
-                      f"{seconds:.2f}", f"{seconds / ideal:.2f}")
-    table.add_row(f"serial bound: {args.branches} × ideal", f"{args.branches * ideal:.2f}",
-                  f"{args.branches:.2f}")
     Console().print(table)
+    for way, seconds in startup.items():
+        print(f"for reference: starting {args.branches} subkernels at once, {way}: {seconds:.2f} s")
 
 
 if __name__ == "__main__":

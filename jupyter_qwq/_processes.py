@@ -180,6 +180,12 @@ def group_members(pgid: int, zombies: bool = False) -> list[int]:
         except PermissionError:
             pass
         return [pgid]
+    try:
+        os.killpg(pgid, 0)  # reaches zombies too: no such group means no member at all
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass
     members = []
     for pid in _pids():
         found = _state_and_group(pid)

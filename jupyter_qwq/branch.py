@@ -109,7 +109,7 @@ class BranchRun:
                 measure_confidence(branch, self.solver.policy.window)
             if self.kernel is not None:
                 kernel, self.kernel = self.kernel, None
-                await asyncio.shield(self.kernels.release(kernel))
+                await self.kernels.release(kernel, wait=False)  # it stops while the vote goes on
             self.emit("branch_finished")
 
     async def _converse(self) -> None:

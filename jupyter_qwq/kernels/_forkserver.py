@@ -27,6 +27,7 @@ import json
 import os
 import resource
 import selectors
+import shutil
 import signal
 import socket
 import sys
@@ -59,6 +60,8 @@ class Server:
         for pid in self.connections.values():
             if pid:
                 _kill_group(pid)
+        # The owner died without stopping us: nobody else will remove our directory (socket, log).
+        shutil.rmtree(os.path.dirname(self.listener.getsockname()), ignore_errors=True)
 
     def accept(self, listener):
         connection, _ = listener.accept()
@@ -247,14 +250,17 @@ def rehearse():
                 pass
 
 
-def warm_tracebacks():
-    """Format one traceback here as a kernel would: the first one otherwise costs a kernel up
-    to a second (inspect's module-by-file cache, pygments' compiled lexers), often more than
-    an interrupt's grace. Plain computation: no thread, no socket."""
+def warm_caches():
+    """Do here, once, the plain computation whose caches a kernel would otherwise fill in its
+    first cells: format a traceback (inspect's module-by-file cache, pygments' compiled lexers:
+    up to a second, often more than an interrupt's grace) and tokenize a cell (tokenize compiles
+    its large pattern on first use: most of a first `x = 1`). No thread, no socket."""
     try:
+        from IPython.core.inputtransformer2 import TransformerManager
         from IPython.core.ultratb import AutoFormattedTB
     except ImportError:
         return
+    TransformerManager().transform_cell("x = 1\nprint(x)\n")
     for scheme in ("Neutral", "Linux", "NoColor"):
         try:
             raise ZeroDivisionError("warming up")
@@ -298,7 +304,7 @@ def main(args):
         except Exception as error:  # noqa: BLE001 - a kernel imports it itself, if it can
             sys.stderr.write(f"jupyter_qwq fork server: could not preload {name}: {error}\n")
     rehearse()
-    warm_tracebacks()
+    warm_caches()
     gc.freeze()  # the collector leaves the preloaded objects alone: fewer pages copied per kernel
     Server(path, owner).serve()
 

@@ -83,6 +83,26 @@ class ForkedKernel:
         assert self.returncode is not None
         return self.returncode
 
+    async def exited(self, timeout: float) -> int | None:
+        """Wait (at most `timeout` seconds) for the server to say the kernel ended, woken by its
+        message rather than polling; the exit code, or None if it still runs."""
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout
+        while self.poll() is None and (remaining := deadline - time.monotonic()) > 0:
+            if self._connection.fileno() < 0:  # no server to tell us: look now and then
+                await asyncio.sleep(min(0.05, remaining))
+                continue
+            message = loop.create_future()
+            fd = self._connection.fileno()
+            loop.add_reader(fd, lambda: message.done() or message.set_result(None))
+            try:
+                await asyncio.wait_for(message, remaining)
+            except TimeoutError:
+                pass
+            finally:
+                loop.remove_reader(fd)
+        return self.returncode
+
     def send_signal(self, signum: int) -> None:
         if self.poll() is None:  # once reaped, the pid may be someone else's
             os.kill(self.pid, signum)

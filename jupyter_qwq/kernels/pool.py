@@ -86,14 +86,22 @@ class KernelPool:
         """Wait until every prestarted kernel has started (KernelError if one cannot)."""
         await asyncio.gather(*(starting for _, starting in self._warm))
 
-    async def release(self, kernel: Subkernel) -> None:
-        """Shut a kernel down for good (the pool's shutdown waits for it, even if this is cancelled)."""
+    async def release(self, kernel: Subkernel, wait: bool = True) -> None:
+        """Shut a kernel down for good (the pool's shutdown waits for it, even if this is
+        cancelled). `wait=False` returns at once, the shutdown going on in the background: a
+        branch that has its answer need not wait for its kernel to be gone."""
         self._kernels.pop(kernel, None)
-        stopping = asyncio.ensure_future(kernel.shutdown())
+        stopping = asyncio.ensure_future(self._stop(kernel))
         self._stopping.add(stopping)
         stopping.add_done_callback(self._stopping.discard)
-        try:
+        if wait:
             await asyncio.shield(stopping)
+        else:
+            stopping.add_done_callback(_warn_if_failed)
+
+    async def _stop(self, kernel: Subkernel) -> None:
+        try:
+            await kernel.shutdown()
         finally:
             await self._notify_released()
 
@@ -167,3 +175,8 @@ def _seen(task: asyncio.Task[None]) -> None:
     "Task exception was never retrieved" on stderr); an acquire still gets its error."""
     if not task.cancelled():
         task.exception()
+
+
+def _warn_if_failed(stopping: asyncio.Future[None]) -> None:
+    if not stopping.cancelled() and stopping.exception() is not None:
+        log.warning("A subkernel failed to shut down cleanly: %s", stopping.exception())

@@ -33,6 +33,7 @@ __all__ = ["PROVISIONER_NAME", "SandboxProvisioner", "ipc_prefix", "sandbox_prov
 PROVISIONER_NAME = "jupyter-qwq-sandbox"
 
 log = logging.getLogger(__name__)
+KILL_WAIT = 5.0  # seconds jupyter_client waits for a killed kernel to end
 _said_why_not_forked = False
 
 
@@ -99,8 +100,15 @@ class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
         self.forked = True
         return self.connection_info
 
+    async def kill(self, restart: bool = False) -> None:
+        await super().kill(restart=restart)
+        if isinstance(self.process, ForkedKernel):  # then jupyter_client's 0.1 s polls find it gone
+            await self.process.exited(KILL_WAIT)
+
     async def wait(self) -> int | None:
         process = self.process
+        if isinstance(process, ForkedKernel):
+            await process.exited(float("inf"))
         try:
             return await super().wait()
         finally:

@@ -31,6 +31,8 @@ import uuid
 from queue import Empty
 from typing import Any, BinaryIO
 
+import zmq
+
 from .. import _processes
 from ..exceptions import KernelError
 from ..redaction import KEY_VARIABLES
@@ -45,7 +47,8 @@ log = logging.getLogger(__name__)
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 LIVENESS_INTERVAL = 0.2  # seconds between checks that the kernel process still runs
 INTERRUPT_GRACE = 1.0  # seconds a kernel gets to become idle after SIGINT before a restart
-SHUTDOWN_WAIT = 2.0  # seconds for a polite shutdown before SIGTERM, then SIGKILL
+SHUTDOWN_WAIT = 2.0  # jupyter_client's grace for a polite shutdown; we kill, and allow this + 1 s
+RECONNECT_INTERVAL_MS = 5  # how soon our sockets retry to reach a kernel still starting
 
 
 def _transport_for(connection_file: str) -> str:
@@ -204,6 +207,9 @@ class Subkernel:
             where = {"transport": _transport_for(connection_file)}
         self._km = AsyncKernelManager(kernel_name=self.kernel_name, connection_file=connection_file,
                                       shutdown_wait_time=SHUTDOWN_WAIT, log=log, **where)
+        # Our sockets connect before the kernel binds its own; ZeroMQ then retries after its
+        # reconnect interval, 100 ms by default: most of a forked kernel's start-up.
+        self._km.context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_INTERVAL_MS)
         if sandboxed:
             self._km.kernel_id = str(uuid.uuid4())
             self._km.provisioner = sandbox_provisioner(self._km, self._private_dir, self.limits,
@@ -215,7 +221,7 @@ class Subkernel:
             cwd=self.cwd,
             stdout=self._log,
             stderr=self._log,
-            extra_arguments=["--HistoryManager.hist_file=:memory:"],
+            extra_arguments=["--HistoryManager.enabled=False"],  # no SQLite: In/Out stay in memory
         )
         self._remember_process_group()
         await self._connect()
@@ -235,7 +241,7 @@ class Subkernel:
                            cleanup=lambda: shutil.rmtree(private_dir, ignore_errors=True))
 
     async def _connect(self) -> None:
-        self._client = self._km.client()
+        self._client = self._km.client(context=self._km.context)
         # No stdin channel: input() then raises StdinNotImplementedError instead of hanging.
         self._client.start_channels(stdin=False, hb=False)
         await self._wait_for_ready(time.monotonic() + self.startup_timeout)
@@ -278,10 +284,11 @@ class Subkernel:
         if km is None or km.provisioner is None:
             return
         try:
-            # jupyter_client escalates request -> SIGTERM -> SIGKILL within shutdown_wait_time.
-            await asyncio.wait_for(km.shutdown_kernel(now=not km.has_kernel), SHUTDOWN_WAIT + 1)
+            # Killed at once: the kernel's state is thrown away, nothing in it needs a polite end
+            # (which costs jupyter_client's polls of 0.1 s), and the sandbox sweep follows.
+            await asyncio.wait_for(km.shutdown_kernel(now=True), SHUTDOWN_WAIT + 1)
         except Exception as error:  # includes TimeoutError
-            log.warning("Polite shutdown of %r failed (%s); killing it.", self, error)
+            log.warning("Shutdown of %r failed (%r); killing it again.", self, error)
             try:
                 await km.shutdown_kernel(now=True)
             except Exception:

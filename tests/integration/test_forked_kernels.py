@@ -143,7 +143,7 @@ def test_fork_server_and_its_kernels_end_when_the_owner_is_killed():
             kernel = Subkernel()
             await kernel.start()
             [server] = forkserver.servers()
-            print(server.pid, kernel.pgid, kernel.forked, flush=True)
+            print(server.pid, kernel.pgid, kernel.forked, server.dir, flush=True)
             await asyncio.sleep(600)  # killed here, with no chance to clean up
 
         asyncio.run(main())
@@ -151,7 +151,7 @@ def test_fork_server_and_its_kernels_end_when_the_owner_is_killed():
     owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONPATH": ROOT})
     try:
-        server_pid, kernel_group, forked = owner.stdout.readline().split()
+        server_pid, kernel_group, forked, server_dir = owner.stdout.readline().split()
         assert forked == "True"
         assert alive(int(server_pid)) and group_members(int(kernel_group))
     finally:
@@ -159,3 +159,4 @@ def test_fork_server_and_its_kernels_end_when_the_owner_is_killed():
         owner.wait()
     assert wait_until(lambda: not group_members(int(kernel_group)), timeout=10)
     assert wait_until(lambda: not alive(int(server_pid)), timeout=10)
+    assert not os.path.exists(server_dir)  # its socket and log went with it

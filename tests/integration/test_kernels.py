@@ -292,6 +292,17 @@ async def test_released_kernel_is_stopped():
         assert not alive(pid) and pool.kernels == ()
 
 
+@pytest.mark.timeout(60)
+async def test_a_kernel_released_without_waiting_is_stopped_by_the_pools_shutdown():
+    pool = KernelPool()
+    kernel = await pool.acquire()
+    pid = kernel.pid
+    await pool.release(kernel, wait=False)  # a branch with its answer goes on at once
+    assert alive(pid) and pool.kernels == ()  # not waited for: it stops in the background
+    await pool.shutdown()
+    assert not alive(pid)
+
+
 @pytest.mark.timeout(30)
 async def test_unknown_kernel_name_says_what_to_do():
     with pytest.raises(KernelError, match="kernelspec list"):
