@@ -96,12 +96,13 @@ class KernelPool:
         stopping.add_done_callback(self._stopping.discard)
         if wait:
             await asyncio.shield(stopping)
-        else:
-            stopping.add_done_callback(_warn_if_failed)
 
     async def _stop(self, kernel: Subkernel) -> None:
+        """Shut `kernel` down; a failure is said here, once, whoever waits (or not) for it."""
         try:
             await kernel.shutdown()
+        except Exception as error:
+            log.warning("A subkernel failed to shut down cleanly: %s", error)
         finally:
             await self._notify_released()
 
@@ -115,10 +116,7 @@ class KernelPool:
         await asyncio.gather(*starting, return_exceptions=True)
         kernels = list(self._kernels)
         self._kernels.clear()
-        results = await asyncio.gather(*(k.shutdown() for k in kernels), *self._stopping,
-                                       return_exceptions=True)
-        for error in (r for r in results if isinstance(r, BaseException)):
-            log.warning("A subkernel failed to shut down cleanly: %s", error)
+        await asyncio.gather(*(self._stop(k) for k in kernels), *self._stopping, return_exceptions=True)
         await self._notify_released()  # a waiting acquire learns the pool is closed
 
     async def _drop_stale(self) -> None:
@@ -175,8 +173,3 @@ def _seen(task: asyncio.Task[None]) -> None:
     "Task exception was never retrieved" on stderr); an acquire still gets its error."""
     if not task.cancelled():
         task.exception()
-
-
-def _warn_if_failed(stopping: asyncio.Future[None]) -> None:
-    if not stopping.cancelled() and stopping.exception() is not None:
-        log.warning("A subkernel failed to shut down cleanly: %s", stopping.exception())
