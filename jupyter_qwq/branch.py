@@ -13,7 +13,7 @@ from .codeblocks import first_complete_block
 from .confidence import Trace
 from .decisions.scoring import measure_confidence
 from .engines.client import Sampling, Usage
-from .exceptions import ContinuationRefused, EngineDied, EngineUnreachable, GatewayUnreachable
+from .exceptions import ContinuationRefused, EngineDied, EngineUnreachable, KernelError
 from .session import Branch, BranchStatus, Step
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class BranchRun:
                 self.kernel = await self.kernels.acquire()
                 self.branch.kernel = self.kernel.where
             execution = await self.kernel.execute(code, timeout=self.config.code_timeout)
-        except GatewayUnreachable as lost:  # the branch fails; the record keeps what it printed
+        except KernelError as lost:  # the branch fails; the record keeps what it printed
             step.outputs, step.execution = lost.outputs, "lost" if self.kernel else "no-kernel"
             step.duration = self.now() - step.started
             raise

@@ -416,8 +416,7 @@ class Solve(Configurable):
                 "max_processes": self.max_processes, "max_file_size": self.max_file_size,
                 "max_output_bytes": self.kernel_output_limit, "shared_dirs": tuple(self.shared_dirs),
                 "fork_server": self.fork_kernels, "preload": tuple(self.kernel_preload),
-                **({"gateway": self.kernel_gateway, "gateway_timeout": self.kernel_gateway_timeout}
-                   if self.kernel_gateway else {})}
+                "gateway": self.kernel_gateway, "gateway_timeout": self.kernel_gateway_timeout}
 
 
 def make_config(base: Solve | None = None, **overrides: Any) -> Solve:

@@ -9,9 +9,9 @@
     │   ├── EngineDied                             the server stopped mid-request
     │   │   └── EngineCrashed                      a managed server's process died (how, and its log)
     │   └── ServerStartError                       a managed server never became ready
-    ├── KernelError            (RuntimeError)     a subkernel could not be started or used
-    │   └── GatewayUnreachable (ConnectionError)  the kernel gateway stopped answering: only the
-    │                                              branches whose code needed it fail
+    ├── KernelError            (RuntimeError)     a subkernel could not be started or used: only
+    │   │                                          the branches whose code needed it fail
+    │   └── GatewayUnreachable (ConnectionError)  the kernel gateway stopped answering
     └── SolveTimeout           (TimeoutError)     the whole-solve wall-clock budget ran out
 
 Every message says what to do next: it is printed to the user as it is.
@@ -70,12 +70,7 @@ class ServerStartError(EngineError):
 
 
 class KernelError(QwqError, RuntimeError):
-    """A subkernel could not be started, or died in a way that cannot be recovered."""
-
-
-class GatewayUnreachable(KernelError, ConnectionError):
-    """The kernel gateway (--kernel-gateway) did not answer: a kernel could not be started there,
-    or the one running a branch's code was lost with it.
+    """A subkernel could not be started, or died in a way that cannot be recovered.
 
     Only the branch that needed that kernel fails; the others go on, and the solve fails only if
     no branch answered. `outputs`: what the lost block had printed (nbformat dicts).
@@ -84,6 +79,11 @@ class GatewayUnreachable(KernelError, ConnectionError):
     def __init__(self, message: str, outputs: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.outputs = outputs or []
+
+
+class GatewayUnreachable(KernelError, ConnectionError):
+    """The kernel gateway (--kernel-gateway) did not answer: a kernel could not be started there,
+    or the one running a branch's code was lost with it."""
 
 
 class SolveTimeout(QwqError, TimeoutError):

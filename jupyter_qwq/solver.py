@@ -17,7 +17,7 @@ from .decisions.scoring import Scorer, measure_confidence
 from .decisions.stops import Window, should_stop, threshold
 from .decisions.votes import tally
 from .events import Emitter, Listener
-from .exceptions import ConfigError, GatewayUnreachable, QwqError
+from .exceptions import ConfigError, KernelError, QwqError
 from .prompts import variant_for
 from .sampling import resolve as resolve_sampling
 from .session import Branch, BranchStatus, EngineInfo, Session, SolveStatus, Vote
@@ -194,7 +194,7 @@ class Solver:
         pending = set(tasks)
         over_budget = asyncio.create_task(self._over_budget.wait())
         session.ended_by = "finished"
-        lost: list[GatewayUnreachable] = []  # branches whose kernel gateway stopped answering
+        lost: list[KernelError] = []  # branches whose kernel could not start or was lost
         try:
             while pending:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -212,7 +212,7 @@ class Solver:
                     break
                 for task in done - {over_budget}:
                     error = None if task.cancelled() else task.exception()
-                    if isinstance(error, GatewayUnreachable):
+                    if isinstance(error, KernelError):
                         lost.append(error)  # that branch failed, with its kernel; the others go on
                     elif error is not None:
                         raise error

@@ -39,13 +39,14 @@ class Solving:
         self.warm_kernels = warm_kernels
         self._own_kernels = kernels is None
         self.kernels = kernels
+        self._kernels_key: tuple = ()  # the settings the pool made here was made for
         self.engine: Engine | None = None
         self._engine_key: tuple = ()
         self._engine_lock = asyncio.Lock()  # concurrent solves open one engine
 
     async def __aenter__(self) -> Solving:
         if self.kernels is None:
-            self.kernels = KernelPool(self.config.max_kernels, **self.config.kernel_settings())
+            self.kernels, self._kernels_key = _pool_for(self.config), _pool_key(self.config)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -98,8 +99,8 @@ class Solving:
         """A pool made here follows the solve's subkernel settings (a new pool if they changed)."""
         if not self._own_kernels or self.kernels is None:
             return
-        if (self.kernels.settings, self.kernels.limit) != (config.kernel_settings(), config.max_kernels):
-            old, self.kernels = self.kernels, KernelPool(config.max_kernels, **config.kernel_settings())
+        if self._kernels_key != _pool_key(config):
+            old, self.kernels, self._kernels_key = self.kernels, _pool_for(config), _pool_key(config)
             await old.shutdown()
 
     async def _open_engine(self, config: Solve) -> None:
@@ -112,3 +113,12 @@ class Solving:
                 await engine.client.aclose()
             self.engine = await open_engine(config)
             self._engine_key = key
+
+
+def _pool_key(config: Solve) -> tuple:
+    """What a pool made for `config` depends on: another solve with the same key shares it."""
+    return config.max_kernels, tuple(sorted(config.kernel_settings().items()))
+
+
+def _pool_for(config: Solve) -> KernelPool:
+    return KernelPool(config.max_kernels, **config.kernel_settings())

@@ -22,17 +22,20 @@ class KernelPool:
     Kernels are never reused across branches: state must not leak from one to another.
     `settings` are Subkernel's keyword arguments (kernel_name, sandbox, limits, shared_dirs,
     replay, ...), given to every kernel the pool starts; with `gateway` (a URL) the kernels run
-    on that Jupyter Kernel or Enterprise Gateway (GatewaySubkernel, with `gateway_timeout`).
+    on that Jupyter Kernel or Enterprise Gateway, which has `gateway_timeout` seconds to answer
+    each liveness check, interrupt and stop (GatewaySubkernel).
     `limit` caps the kernels alive at once (0: no cap): an acquire beyond it waits until a kernel
     is released.
     """
 
-    def __init__(self, limit: int = 0, **settings: Any) -> None:
-        local = {name: value for name, value in settings.items() if not name.startswith("gateway")}
-        inspect.signature(Subkernel).bind(**local)  # a misspelt setting fails here, not later
+    def __init__(self, limit: int = 0, gateway: str = "", gateway_timeout: float = 10.0,
+                 **settings: Any) -> None:
+        inspect.signature(Subkernel).bind(**settings)  # a misspelt setting fails here, not later
         if limit < 0:
             raise ValueError(f"a kernel pool's limit must be 0 (no cap) or more, not {limit}")
         self.settings = settings
+        self.gateway = gateway
+        self.gateway_timeout = gateway_timeout
         self.limit = limit
         self._released = asyncio.Condition()  # notified whenever a kernel stops
         self._kernels: dict[Subkernel, None] = {}  # an ordered set of kernels not yet stopped
@@ -130,14 +133,11 @@ class KernelPool:
             await self.release(kernel)
 
     def _new_kernel(self) -> Subkernel:
-        settings = dict(self.settings)
-        gateway = settings.pop("gateway", "")
-        if gateway:
+        if self.gateway:
             from .gateway import GatewaySubkernel
 
-            return GatewaySubkernel(gateway, **settings)
-        settings.pop("gateway_timeout", None)
-        return Subkernel(**settings)
+            return GatewaySubkernel(self.gateway, gateway_timeout=self.gateway_timeout, **self.settings)
+        return Subkernel(**self.settings)
 
     def _start_in_background(self) -> tuple[Subkernel, asyncio.Task[None]]:
         kernel = self._new_kernel()

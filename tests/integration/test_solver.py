@@ -7,7 +7,7 @@ import time
 import pytest
 
 from jupyter_qwq import Session, async_solve
-from jupyter_qwq.exceptions import ConfigError, EngineDied, EngineError, EngineUnreachable
+from jupyter_qwq.exceptions import ConfigError, EngineDied, EngineError, EngineUnreachable, KernelError
 from jupyter_qwq.session import BranchStatus, SolveStatus
 
 from processes import settled
@@ -58,6 +58,29 @@ async def test_equivalent_answers_are_voted_together(scripted):
     top = session.vote.tally[0]
     assert top.count == 3 and sorted(top.branches) == [0, 1, 2]
     assert session.vote.agreement == pytest.approx(0.75)
+
+
+async def test_a_kernel_that_cannot_start_fails_only_the_branch_that_needed_it(scripted):
+    def script(body):
+        branch, _ = branch_and_round(body)
+        if branch == 0:
+            return Reply("Let me compute.\n```python\nprint(6 * 7)\n```")
+        return Reply("Six sevens are \\boxed{42}.")
+
+    server = scripted(script)
+    session = await async_solve("What is 6 times 7?", **server.options(
+        branches=2, early_stop=False, kernel_name="no-such-kernel-qwq"))
+    coder, writer = session.branches
+    assert session.answer == "42" and writer.status == BranchStatus.ANSWERED
+    assert coder.status == BranchStatus.FAILED and "kernelspec list" in coder.error
+    assert [s.execution for s in coder.steps if s.kind == "code"] == ["no-kernel"]
+
+
+async def test_when_no_branch_could_run_its_code_the_solve_fails_with_the_kernels_error(scripted):
+    server = scripted(code_then_box)
+    with pytest.raises(KernelError, match="kernelspec list") as failed:
+        await async_solve("What is 6 times 7?", **server.options(branches=2, kernel_name="no-such-kernel-qwq"))
+    assert all(b.status == BranchStatus.FAILED for b in failed.value.session.branches)
 
 
 async def test_early_stop_cancels_the_rest_and_closes_their_streams(scripted):
