@@ -41,10 +41,10 @@ from rich.console import Console
 from rich.table import Table
 from scripted_server import Reply, ScriptedServer, branch_and_round, last_output
 
-from jupyter_qwq import Solving, async_solve
+from jupyter_qwq import Session, Solving, async_solve
 from jupyter_qwq.kernels import KernelPool
 
-Solve = Callable[[int], Awaitable[float]]  # seed -> seconds
+Solve = Callable[[int], Awaitable[tuple[float, Session]]]  # seed -> seconds, its record
 
 
 def make_script(chunks: int, delay: float):
@@ -85,10 +85,10 @@ def options(url: str, branches: int, fork: bool = True) -> dict:
 
 
 def one_shot(url: str, branches: int, fork: bool) -> Solve:
-    async def solve(seed: int) -> float:
+    async def solve(seed: int) -> tuple[float, Session]:
         started = time.monotonic()
-        await async_solve("Add 35.", seed=seed, **options(url, branches, fork))
-        return time.monotonic() - started
+        session = await async_solve("Add 35.", seed=seed, **options(url, branches, fork))
+        return time.monotonic() - started, session
 
     return solve
 
@@ -97,13 +97,13 @@ def one_shot(url: str, branches: int, fork: bool) -> Solve:
 async def held_open(url: str, branches: int) -> AsyncIterator[Solve]:
     """Solves on one open `Solving` whose warm kernels are ready before each is timed."""
     async with Solving(warm_kernels=branches, **options(url, branches)) as solving:
-        async def solve(seed: int) -> float:
+        async def solve(seed: int) -> tuple[float, Session]:
             assert solving.kernels is not None
             await solving.kernels.fill(branches)
             await solving.kernels.ready()  # the user reads the last answer meanwhile
             started = time.monotonic()
-            await solving.solve("Add 35.", seed=seed)
-            return time.monotonic() - started
+            session = await solving.solve("Add 35.", seed=seed)
+            return time.monotonic() - started, session
 
         yield solve
 
@@ -118,8 +118,8 @@ async def kernel_startup(count: int, fork: bool) -> float:
         return time.monotonic() - started
 
 
-async def measure(url: str, branches: int, runs: int) -> dict[str, tuple[float, list[float]]]:
-    """For each way: (its ideal, its `runs` solves of `branches` branches)."""
+async def measure(url: str, branches: int, runs: int) -> dict[str, tuple[float, list[tuple[float, Session]]]]:
+    """For each way: (its ideal, its `runs` solves of `branches` branches, with their records)."""
     async with held_open(url, branches) as warm, held_open(url, 1) as warm_alone:
         ways: dict[str, tuple[Solve, Solve]] = {
             "held open, kernels warm": (warm_alone, warm),
@@ -130,14 +130,40 @@ async def measure(url: str, branches: int, runs: int) -> dict[str, tuple[float, 
             await many(0)
             await alone(0)
         ideals: dict[str, list[float]] = {way: [] for way in ways}
-        times: dict[str, list[float]] = {way: [] for way in ways}
+        times: dict[str, list[tuple[float, Session]]] = {way: [] for way in ways}
         for seed in range(1, max(3, runs) + 1):
             for way, (alone, many) in ways.items():
                 if seed <= 3:
-                    ideals[way].append(await alone(seed))
+                    ideals[way].append((await alone(seed))[0])
                 if seed <= runs:
                     times[way].append(await many(seed))
     return {way: (min(ideals[way]), times[way]) for way in ways}
+
+
+PHASES = ("to start", "reply 1", "to code", "code", "to reply 2", "reply 2", "to return")
+
+
+def phases(branch, seconds: float) -> list[float]:
+    """Where a branch's part of a solve went, from its record's timings (seconds since the solve
+    began): waits between the steps are the pipeline's, the steps' own durations the stream's
+    and the kernel's; `seconds` is the solve as the caller timed it."""
+    text1, code, text2 = (branch.steps + [None] * 3)[:3]
+    if code is None or text2 is None:
+        return [float("nan")] * len(PHASES)
+    return [branch.started, text1.duration, code.started - text1.started - text1.duration, code.duration,
+            text2.started - code.started - code.duration, text2.duration, seconds - branch.ended]
+
+
+def where_the_time_went(slowest: dict[str, tuple[float, Session]]) -> Table:
+    """The slowest solve of each way: its slowest branch, phase by phase."""
+    table = Table(title="the slowest solve of each way: its last branch to end, phase by phase (s)")
+    table.add_column("kernels")
+    for phase in (*PHASES, "solve"):
+        table.add_column(phase, justify="right")
+    for way, (seconds, session) in slowest.items():
+        last = max(session.branches, key=lambda b: b.ended)
+        table.add_row(way, *(f"{value:.2f}" for value in phases(last, seconds)), f"{seconds:.2f}")
+    return table
 
 
 async def main() -> None:
@@ -160,11 +186,13 @@ async def main() -> None:
     for column in ("kernels", "ideal: one branch alone (s)", f"{args.branches} branches, each run (s)",
                    "median (s)", "× ideal"):
         table.add_column(column, justify="right")
-    for way, (ideal, seconds) in results.items():
+    for way, (ideal, solves) in results.items():
+        seconds = [s for s, _ in solves]
         median = statistics.median(seconds)
         table.add_row(way, f"{ideal:.2f}", " ".join(f"{s:.2f}" for s in seconds), f"{median:.2f}",
                       f"[b]{median / ideal:.2f}[/b]")
     Console().print(table)
+    Console(width=130).print(where_the_time_went({way: max(solves, key=lambda s: s[0]) for way, (_, solves) in results.items()}))
     for way, seconds in startup.items():
         print(f"for reference: starting {args.branches} subkernels at once, {way}: {seconds:.2f} s")
 
