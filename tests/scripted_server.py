@@ -34,12 +34,19 @@ class Reply:
 Script = Callable[[dict[str, Any]], Reply]
 
 
+class _BackloggedHTTPServer(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a sixth connection opened at once has its SYN
+    # dropped and retried by the kernel a second later. Engines listen with thousands (uvicorn
+    # 2048), and a solve opens one connection per branch at the same moment.
+    request_queue_size = 1024
+
+
 class LocalServer:
     """A threaded HTTP server on a free local port, for the duration of a test (or a `with`)."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        self._httpd = _BackloggedHTTPServer(("127.0.0.1", 0), self.handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
