@@ -157,9 +157,12 @@ def policies(branches: int, window: int, warmup: int, recorded: Iterable[str] = 
     found = {
         f"majority@{branches}, every branch to its end": replace(base, stop="none"),
         "lossless stop (today's default)": replace(base, stop="lossless"),
-        f"agree:{agree} (AIMO-3: 4 of 8)": replace(base, stop=f"agree:{agree}"),
+        f"agree:{agree} (half of k, as AIMO-3: 4 of 8)": replace(base, stop=f"agree:{agree}"),
         f"agree:{agree}, confidence-weighted": replace(conf, stop=f"agree:{agree}"),
     }
+    if agree > 4:  # AIMO-3's own count, 4 agreeing, beside half of k
+        found["agree:4 (AIMO-3's count)"] = replace(base, stop="agree:4")
+        found["agree:4, confidence-weighted"] = replace(conf, stop="agree:4")
     for measure in ("lowest_group", "tail", "bottom_10", "mean"):
         found[f"weighted by {measure}"] = replace(conf, measure=measure, stop="none")
     found["best branch by lowest_group"] = replace(conf, vote="best", stop="none")
