@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from ..exceptions import ConfigError, ModelNotFound
+from .cpu_features import PORTABLE_REBUILD
 from .managed import HOST, ManagedServer, pick_free_port
 
 __all__ = ["LlamaCppServer"]
@@ -105,5 +107,17 @@ class LlamaCppServer(ManagedServer):
         if "No module named" in log_tail:
             return ("llama-cpp-python's server is not installed in this Python "
                     f"({sys.executable}): pip install 'jupyter_qwq[local]'")
+        if "was compiled for instructions this CPU does not have" in log_tail:
+            return "Rebuild llama-cpp-python for this CPU as the log says."
+        if self.returncode is not None and (hint := self.exit_hint(self.returncode)):
+            return hint
         return (f"Check that {self.model_path} is a valid GGUF model and that n_ctx={self.n_ctx} "
                 f"fits in memory. Full log: {self.log_path}")
+
+    def exit_hint(self, status: int) -> str:
+        if status != -signal.SIGILL:
+            return ""
+        from importlib.metadata import version
+        return ("llama-cpp-python was probably compiled on another machine, for instructions this "
+                "CPU lacks; rebuild it for any x86-64 CPU with AVX2:\n    "
+                + PORTABLE_REBUILD.format(version=version("llama_cpp_python")))

@@ -39,6 +39,8 @@ import numpy as np
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from .cpu_features import cpu_flags, llama_cpp_features, missing_instructions, unsupported_build_message
+
 EXTRA_BUFFER_TYPES_FLAG = "--extra_buffer_types"
 INFO_ROUTE = "/jupyter_qwq/info"
 MAX_TOP_LOGPROBS = 20
@@ -343,6 +345,16 @@ def build_app(server_settings: Any, model_settings: Any, extra_buffer_types: boo
     return app
 
 
+def refuse_a_build_for_another_cpu() -> None:
+    """Exit with what to do, instead of dying with SIGILL, if llama.cpp was built for another CPU."""
+    import llama_cpp
+
+    compiled = llama_cpp_features(llama_cpp.llama_print_system_info().decode(errors="replace"))
+    missing = missing_instructions(compiled, cpu_flags())
+    if missing:
+        sys.exit(unsupported_build_message(missing, llama_cpp.__version__))
+
+
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
     from llama_cpp.server.cli import add_args_from_model, parse_model_from_args
@@ -355,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="let llama.cpp repack weights into extra buffer types (AMX, CPU_REPACK); "
                              "crashes on CPUs with AMX")
     args = parser.parse_args(argv)
+    refuse_a_build_for_another_cpu()
     server_settings = parse_model_from_args(ServerSettings, args)
     model_settings = parse_model_from_args(ModelSettings, args)
     state = "on" if args.extra_buffer_types else "off"

@@ -101,6 +101,10 @@ class ManagedServer:
     def start_failure_hint(self, log_tail: str) -> str:
         return f"Read the full log at {self._log_path}."
 
+    def exit_hint(self, status: int) -> str:
+        """What to do about the way the server died ('' when its log says enough)."""
+        return ""
+
     def _is_our_server(self, response: httpx.Response) -> bool:
         """Whether a 200 on the readiness path came from our process, not a port squatter."""
         return True
@@ -168,6 +172,7 @@ class ManagedServer:
         return (
             f"The {self.label} server {describe_exit(status)}. This is the engine failing, not "
             f"your code or your network. Its log is {self._log_path}.\n{self._quoted_tail()}"
+            + (f"\n{hint}" if (hint := self.exit_hint(status)) else "")
         )
 
     def __repr__(self) -> str:
@@ -326,6 +331,8 @@ def describe_exit(status: int | None) -> str:
             return f"was killed with {name} (if nobody stopped it, the system likely ran out of memory: see dmesg)"
         if -status in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             return f"was stopped with {name}"
+        if -status == signal.SIGILL:
+            return f"crashed with {name}: it ran an instruction this CPU does not have"
         return f"crashed with {name}"
     return f"exited with status {status}"
 

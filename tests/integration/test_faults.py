@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import pytest
@@ -64,9 +65,15 @@ async def test_a_second_death_ends_the_solve_with_a_clear_error_and_the_record()
     assert any(b.notes for b in session.branches)
 
 
-async def test_a_crashed_server_is_named_as_the_engine_failing_with_its_signal_and_log():
-    """SIGSEGV is how the AMX repacking fault looked: the message says so, not "check the log"."""
-    listen, state = killer(after_deltas=5, times=2, sig=signal.SIGSEGV)
+@pytest.mark.parametrize("sig, what_to_do", [
+    # SIGSEGV is how the AMX repacking fault looked: the message says so, not "check the log"
+    (signal.SIGSEGV, r"SIGSEGV \(signal 11\)\. This is the engine failing"),
+    # SIGILL is how a llama.cpp built for another machine (AVX-512, AMX) dies on this one
+    (signal.SIGILL, 'it ran an instruction this CPU does not have.*CMAKE_ARGS="-DGGML_NATIVE=OFF" '
+                    "pip install --force-reinstall --no-deps"),
+])
+async def test_a_crashed_server_is_named_as_the_engine_failing_with_its_signal_and_log(sig, what_to_do):
+    listen, state = killer(after_deltas=5, times=2, sig=sig)
     try:
         with pytest.raises(EngineCrashed) as caught:
             await async_solve(PROBLEM, branches=2, rounds=0, max_tokens=80, seed=1,
@@ -74,10 +81,12 @@ async def test_a_crashed_server_is_named_as_the_engine_failing_with_its_signal_a
     finally:
         runtime.stop_servers()
     message = str(caught.value)
-    assert "The llama.cpp server crashed with SIGSEGV (signal 11)" in message
+    name = signal.Signals(sig).name
+    assert f"The llama.cpp server crashed with {name} (signal {int(sig)})" in message
+    assert re.search(what_to_do, message, re.DOTALL), message
     assert "engine failing, not your code or your network" in message
     assert state["log"] in message and "--- last lines of" in message
     session = caught.value.session
     assert session.error == message  # the record keeps it
     notes = [note for b in session.branches for note in b.notes]
-    assert any("crashed with SIGSEGV" in note and "restarted" in note for note in notes)
+    assert any(f"crashed with {name}" in note and "restarted" in note for note in notes)

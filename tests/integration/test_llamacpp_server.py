@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import llama_cpp
 import pytest
 
+from jupyter_qwq.engines.cpu_features import (cpu_flags, llama_cpp_features, missing_instructions,
+                                              unsupported_build_message)
 from jupyter_qwq.engines.llamacpp_server import INFO_ROUTE
 from jupyter_qwq.engines.models import default_model_path
 from jupyter_qwq.engines.llamacpp import LlamaCppServer
@@ -47,11 +52,31 @@ def model_buffers(log: str) -> list[str]:
             for line in log.splitlines() if "model buffer size" in line]
 
 
-def cpu_flags() -> set[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+def compiled_features() -> set[str]:
+    return llama_cpp_features(llama_cpp.llama_print_system_info().decode())
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the portable x86-64 build")
+def test_the_installed_build_runs_on_any_x86_64_cpu_with_avx2():
+    """The README builds llama.cpp with GGML_NATIVE=OFF. Built natively on a machine with AVX-512
+    or AMX, it dies with SIGILL on one without (as a CI run on an AMD EPYC did, 2026-12-01)."""
+    compiled = compiled_features()
+    assert "AVX2" in compiled and "FMA" in compiled
+    foreign = compiled & {"AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8", "AVX_VNNI"}
+    assert not foreign, f"llama-cpp-python was built natively ({sorted(foreign)}): follow the README"
+    assert missing_instructions(compiled, cpu_flags()) == []
+
+
+def test_the_launcher_refuses_a_build_for_instructions_the_cpu_lacks(model):
+    # This machine's CPU has what the build needs; the launcher is told of a CPU before AVX.
+    pretend = ("import jupyter_qwq.engines.cpu_features as f; f.cpu_flags = lambda: {'sse2', 'pni'}\n"
+               "from jupyter_qwq.engines.llamacpp_server import main; main()")
+    done = subprocess.run([sys.executable, "-c", pretend, "--model", str(model), "--port", "9"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "was compiled for instructions this CPU does not have (AVX, AVX2, BMI2, F16C, FMA" in done.stderr
+    assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall' in done.stderr
+    assert "llama_model_load" not in done.stderr  # refused before the model is loaded
 
 
 async def test_the_model_is_loaded_without_extra_buffer_types_and_serves_its_first_request(server):
@@ -75,7 +100,7 @@ async def test_with_extra_buffer_types_on_llamacpp_repacks_weights(model, tmp_pa
             info = (await http.get(INFO_ROUTE)).json()
         log = repacking.log_path.read_text(errors="replace")
     assert info["use_extra_bufts"] is True
-    if cpu_flags() & {"avx2", "amx_tile"}:  # llama.cpp repacks q4_K for AVX2, everything for AMX
+    if (cpu_flags() or set()) & {"avx2", "amx_tile"}:  # llama.cpp repacks q4_K for AVX2, everything for AMX
         assert any("REPACK" in b or "AMX" in b for b in model_buffers(log)), model_buffers(log)
 
 
@@ -86,7 +111,10 @@ async def test_logprobs_are_those_llama_cpp_computes_itself(server, model):
             "model": server.model_name, "messages": messages, "max_tokens": 12, "temperature": 0,
             "logprobs": True, "top_logprobs": 5})).json()
     ours = reply["choices"][0]["logprobs"]["content"]
-    # llama-cpp-python's own way: keep every position's logits, then rank the whole vocabulary
+    # llama-cpp-python's own way: keep every position's logits, then rank the whole vocabulary.
+    # In this process: a build for another CPU must fail this test, not kill the test run.
+    missing = missing_instructions(compiled_features(), cpu_flags())
+    assert not missing, unsupported_build_message(missing, llama_cpp.__version__)
     reference = llama_cpp.Llama(str(model), n_ctx=2048, n_threads=2, logits_all=True, verbose=False)
     try:
         theirs = reference.create_chat_completion(messages=messages, max_tokens=12, temperature=0,
