@@ -12,11 +12,13 @@ from .answers import extract_answer
 from .codeblocks import first_complete_block
 from .confidence import Trace
 from .decisions.scoring import measure_confidence
-from .engines.client import Sampling, Usage
+from .engines.client import Delta, Sampling, Usage
 from .exceptions import ContinuationRefused, EngineDied, EngineUnreachable, KernelError
 from .session import Branch, BranchStatus, Step
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from .config import Solve
     from .decisions.policy import Policy
     from .engines.client import EngineClient
@@ -185,33 +187,41 @@ class BranchRun:
         sampling = self._sampling(budget)
         trace = Trace()
         stream = self.client.stream_chat(messages, sampling, usage, continue_turn=continues)
-        async with aclosing(stream):
-            async for delta in stream:
-                step.reasoning += delta.reasoning
-                step.text += delta.content
-                if delta.confidences:
-                    self._add_confidences(step, trace, delta.confidences)
-                self.branch.completion_tokens = counted + usage.completion_tokens
-                self.solver.wrote()
-                self.emit("delta")
-                if delta.confidences and not self.solver.keeps_going(self.branch, delta.confidences):
-                    step.tokens = usage.completion_tokens
-                    step.duration = self.now() - step.started
-                    raise LowConfidence(  # leaving closes the stream: the server stops writing
-                        f"cut at {self.branch.completion_tokens} tokens: its last "
-                        f"{self.solver.policy.window} tokens' confidence fell below the threshold "
-                        f"{self.solver.threshold:.3f} set by the warm-up branches")
-                if may_run_code and "`" in delta.content:
-                    block = first_complete_block(step.text)
-                    if block is not None:
-                        step.text = step.text[: block.end]
-                        break  # leaving closes the stream: the server stops writing
+        try:
+            async with aclosing(stream):
+                await self._read_stream(stream, step, trace, usage, counted, may_run_code)
+        finally:  # every way out, a cut or a lost stream included, leaves the whole trace encoded
+            if len(trace):
+                step.confidence = trace.encoded()
         step.tokens = usage.completion_tokens
         step.engine = usage.served_by
         step.duration = self.now() - step.started
         self.branch.completion_tokens = counted + usage.completion_tokens
         self.branch.prompt_tokens += usage.prompt_tokens
         return step
+
+    async def _read_stream(self, stream: AsyncIterator[Delta], step: Step, trace: Trace, usage: Usage,
+                           counted: int, may_run_code: bool) -> None:
+        async for delta in stream:
+            step.reasoning += delta.reasoning
+            step.text += delta.content
+            if delta.confidences:
+                self._add_confidences(step, trace, delta.confidences)
+            self.branch.completion_tokens = counted + usage.completion_tokens
+            self.solver.wrote()
+            self.emit("delta")
+            if delta.confidences and not self.solver.keeps_going(self.branch, delta.confidences):
+                step.tokens = usage.completion_tokens
+                step.duration = self.now() - step.started
+                raise LowConfidence(  # leaving closes the stream: the server stops writing
+                    f"cut at {self.branch.completion_tokens} tokens: its last "
+                    f"{self.solver.policy.window} tokens' confidence fell below the threshold "
+                    f"{self.solver.threshold:.3f} set by the warm-up branches")
+            if may_run_code and "`" in delta.content:
+                block = first_complete_block(step.text)
+                if block is not None:
+                    step.text = step.text[: block.end]
+                    return  # leaving closes the stream: the server stops writing
 
     def _sampling(self, budget: int) -> Sampling:
         seed = self.branch.seed
@@ -226,7 +236,11 @@ class BranchRun:
 
     def _add_confidences(self, step: Step, trace: Trace, confidences: list[float]) -> None:
         trace.extend(confidences)
-        step.confidence = trace.encoded()
+        # Re-encoding the whole trace at every token would cost the square of its length (2 s of
+        # CPU for a 32k-token branch); a live view can lag by an eighth of the trace.
+        shown = len(step.confidence) * 3 // 8  # tokens already encoded: 2 bytes each, base64
+        if len(trace) - shown >= max(64, shown // 8):
+            step.confidence = trace.encoded()
         self._confidence_total += sum(confidences)
         self._confidence_tokens += len(confidences)
         self.branch.confidence = round(self._confidence_total / self._confidence_tokens, 3)

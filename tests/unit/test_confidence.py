@@ -80,6 +80,32 @@ async def test_each_branch_records_its_tokens_confidence_from_the_engine(scripte
     assert decode(again.branches[2].steps[0].confidence) == decode(session.branches[2].steps[0].confidence)
 
 
+async def test_a_long_reply_keeps_every_tokens_confidence_and_the_live_record_follows_it(scripted):
+    words = 2000  # long enough that the record's trace is re-encoded as it grows, not each token
+
+    def script(body):
+        _, round_ = branch_and_round(body)
+        if round_ == 1:  # the stream is left at the code block's closing fence
+            return Reply("x " * words + "\n```python\nprint(4)\n```\nnever sent", chunk_chars=2,
+                         confidence=3.0)
+        return Reply("So \\boxed{4}.", chunk_chars=2, confidence=3.0)
+
+    seen: list[int] = []
+
+    def listen(event):
+        if event.kind == "delta":
+            seen.append(len(decode(event.session.branches[0].steps[0].confidence)))
+
+    server = scripted(script)
+    session = await async_solve("2+2?", listeners=[listen], **server.options(branches=1, top_logprobs=2))
+    first, _code, last = session.branches[0].steps
+    assert len(decode(first.confidence)) == first.tokens > words  # one per token read, to the fence
+    assert len(decode(last.confidence)) == server.streams[1].chunks_sent
+    assert session.answer == "4"
+    mid_stream = seen[: words // 2]
+    assert mid_stream[-1] > words // 4  # the live view saw the trace grow while it streamed
+
+
 async def test_confidence_is_shown_in_the_terminal_table_and_the_static_html(scripted):
     server = scripted(lambda body: Reply("So \\boxed{4}.", chunk_chars=1, confidence=6.25))
     session = await async_solve("2+2?", **server.options(rounds=0, branches=2, top_logprobs=3))
