@@ -6,7 +6,10 @@ votes (groups by mathematical equivalence; `majority`, or `weighted` by a DeepCo
 score), and the expected accuracy over the subsets is reported: a tie between groups counts as
 the right group's share of the tie, since which side the solver picks depends on which branch
 ended first. pass@m is the chance that some branch of the subset is right (the ceiling of any
-verifier that picks one branch). Tokens are m × the problem's mean tokens per branch. With
+verifier that picks one branch). "default" is the solve as the product runs it with m branches:
+branch 0 greedy (when the run has one) and m − 1 of the sampled ones, a tie going to the group of
+the lowest-numbered branch, as the solver breaks it (its lossless stop never changes the
+answer). Tokens are m × the problem's mean tokens per branch. With
 `--greedy FILE` (a `--branches 1 --temperature 0` results file of the same problems) one greedy
 answer is printed on the same problems.
 
@@ -65,6 +68,8 @@ class Problem:
             values = [v for s in branch.steps if s.kind == "text" for v in decode(s.confidence)]
             self.scores.append(confidence_scores(values, window).get(MEASURE) or 0.0)
         self.tokens = [b.completion_tokens for b in session.branches]
+        greedy = [b.index for b in session.branches if b.sampling.get("temperature") == 0]
+        self.greedy = greedy[0] if greedy else None
 
     def expected(self, m: int) -> dict[str, float]:
         """Expected majority, weighted and pass accuracy over every m-subset of the branches."""
@@ -75,7 +80,26 @@ class Problem:
             totals["weighted"] += self._share(subset, weighted=True)
             totals["pass"] += any(self.groups[i] in self.right for i in subset)
         n = comb(k, m)
-        return {name: value / n for name, value in totals.items()}
+        expected = {name: value / n for name, value in totals.items()}
+        expected["default"] = self._default(m)
+        return expected
+
+    def _default(self, m: int) -> float:
+        """The product's own m-branch solve: the greedy branch and m − 1 sampled, ties to the
+        group of the lowest-numbered branch (with no greedy branch: any m, as for majority)."""
+        if self.greedy is None:
+            subsets = list(combinations(range(len(self.groups)), m))
+        else:
+            others = [i for i in range(len(self.groups)) if i != self.greedy]
+            subsets = [(self.greedy, *rest) for rest in combinations(others, m - 1)]
+        return sum(self._winner(subset) in self.right for subset in subsets) / len(subsets)
+
+    def _winner(self, subset: tuple[int, ...]) -> int | None:
+        count: Counter = Counter(self.groups[i] for i in subset if self.groups[i] is not None)
+        if not count:
+            return None
+        first = {g: min(i for i in subset if self.groups[i] == g) for g in count}
+        return min(count, key=lambda g: (-count[g], first[g]))
 
     def _share(self, subset: tuple[int, ...], weighted: bool) -> float:
         weight: Counter = Counter()
@@ -129,13 +153,15 @@ def main() -> None:
         accuracy, count = greedy_accuracy(args.greedy, keys)
         title += f"; one greedy answer: {accuracy:.1%} ({count} problems)"
     out = Table(title=title)
-    for column in ("branches", "majority", f"weighted by {MEASURE}", "pass@m", "tokens/problem"):
+    for column in ("branches", "default (greedy + m−1)", "majority", f"weighted by {MEASURE}", "pass@m",
+                   "tokens/problem"):
         out.add_column(column, justify="right")
     m = 1
     while m <= k:
         rows = [p.expected(m) for p in problems]
         tokens = sum(m * sum(p.tokens) / k for p in problems) / len(problems)
-        out.add_row(str(m), *(f"{sum(r[c] for r in rows) / len(rows):.1%}" for c in ("majority", "weighted", "pass")),
+        out.add_row(str(m), *(f"{sum(r[c] for r in rows) / len(rows):.1%}"
+                                       for c in ("default", "majority", "weighted", "pass")),
                     f"{tokens:,.0f}")
         m = m * 2 if m * 2 <= k or m == k else k
     console.print(out)

@@ -4,11 +4,13 @@ The same problems (the first N of GSM8K test, ../shared/data) are solved at each
 one engine and one kernel pool, one setting after the other, each in a fresh results file; the
 table gives problems per hour and its ratio to concurrency 1, with the accuracy and the engine's
 tokens/s beside it (the ratio is only worth reading if the accuracy and tokens per problem stay
-alike). The engine batches the branches of concurrent problems: vLLM does, llama.cpp's embedded
-server serves one request at a time.
+alike). Every level samples with the same seeds (`--seed`: problem by problem, branch i with
+seed S + i), so each writes nearly the same tokens and the ratio measures the scheduling, not
+the luck of the samples. The engine batches the branches of concurrent problems: vLLM does,
+llama.cpp's embedded server serves one request at a time.
 
-    python benchmarks/eval_concurrency.py --engine vllm [--problems 8] [--branches 4]
-        [--max-tokens 600] [--levels 1,2,4] [--data ../shared/data]
+    python benchmarks/eval_concurrency.py --engine vllm [--problems 16] [--branches 4]
+        [--max-tokens 600] [--levels 1,2,4] [--seed 1] [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ GSM8K = Path("qwen25math") / "gsm8k" / "test.jsonl"
 
 async def measure(args: argparse.Namespace) -> list[tuple[int, int, float, list]]:
     engine = f"--endpoint {args.endpoint}" if args.endpoint else f"--engine {args.engine}"
-    flags = f"{engine} --branches {args.branches} --max-tokens {args.max_tokens}"
+    flags = f"{engine} --branches {args.branches} --max-tokens {args.max_tokens} --seed {args.seed}"
     config = make_config(None, **overrides_from_args(build_parser(with_problem=False).parse_args(shlex.split(flags))))
     items = read_dataset(args.data / GSM8K, limit=args.problems)
     rows = []
@@ -52,7 +54,7 @@ async def measure(args: argparse.Namespace) -> list[tuple[int, int, float, list]
 
 def table(rows: list[tuple[int, int, float, list]], args: argparse.Namespace) -> Table:
     view = Table(title=f"eval throughput: {args.problems} GSM8K problems, {args.branches} branches, "
-                       f"max {args.max_tokens} tokens; {args.endpoint or args.engine}")
+                       f"max {args.max_tokens} tokens, seed {args.seed}; {args.endpoint or args.engine}")
     for column in ("concurrency", "problems/hour", "vs 1", "wall s", "accuracy", "tokens/problem", "tokens/s"):
         view.add_column(column, justify="right")
     base = None
@@ -70,10 +72,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", default="vllm")
     parser.add_argument("--endpoint", default="")
-    parser.add_argument("--problems", type=int, default=8)
+    parser.add_argument("--problems", type=int, default=16)
     parser.add_argument("--branches", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=600)
     parser.add_argument("--levels", default="1,2,4")
+    parser.add_argument("--seed", type=int, default=1, help="the seed of every problem's branch 0")
     parser.add_argument("--data", type=Path, default=DATA)
     args = parser.parse_args()
     try:
