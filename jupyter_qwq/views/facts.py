@@ -54,7 +54,7 @@ def status_line(session: Session, elapsed: float) -> str:
 def summary(session: Session) -> str:
     """The answer in one line, then the error that ended the solve if one did: the record's
     text/plain form."""
-    line = (f"{answer_or_none(session.answer)}  ({session.vote.agreement:.0%} agreement, "
+    line = (f"{answer_or_none(session.answer)}  ({percent(session.vote.agreement)} agreement, "
             f"{count(len(session.branches), 'branch')}, {session.status.value})")
     return f"{line}\n{session.error}" if session.error else line
 

@@ -17,6 +17,7 @@ from .facts import (
     confidence_text,
     dropped_text,
     fixed,
+    percent,
     reward_colour,
     score_text,
     status_line,
@@ -72,7 +73,7 @@ def tally_line(session: Session) -> Text:
         return Text("vote: no answer yet", style="dim")
     parts = [f"{item.answer} ×{item.count}" + (f" ({weight_text(item, session)})" if weight_text(item, session) else "")
              for item in session.vote.tally[:5]]
-    return Text("vote: " + "   ".join(parts) + f"   (agreement {session.vote.agreement:.0%})")
+    return Text("vote: " + "   ".join(parts) + f"   (agreement {percent(session.vote.agreement)})")
 
 
 def header(session: Session, elapsed: float) -> Text:

@@ -128,3 +128,13 @@ def test_an_exported_notebook_says_the_weights_scores_and_why_branches_stopped()
     plain = "\n".join(cell.source for cell in export_session(reading_session(), branch="all")
                       if cell.cell_type == "markdown")
     assert "| answer | votes | branches |" in plain and "weight" not in plain
+
+
+def test_one_line_and_terminal_agreement_round_as_the_explorer_does():
+    from jupyter_qwq.answers import vote
+    from jupyter_qwq.views.facts import summary
+
+    answers = ["3", "4", "5", "6", "7", "8", "9", "10"]  # 1 of 8 agree: 12.5 %, which JS shows as 13 %
+    session = Session(problem="?", vote=vote(answers))
+    assert "(13% agreement, " in summary(session)
+    assert "(agreement 13%)" in _terminal(session)
