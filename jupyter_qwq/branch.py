@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import prompts
 from .answers import extract_answer
+from .answers.thread import in_answer_thread
 from .codeblocks import first_complete_block
 from .confidence import Trace
 from .decisions.scoring import measure_confidence
@@ -277,8 +278,8 @@ class BranchRun:
         """Mark an answer that breaks --answer-type/--answer-range: it stays, but does not vote."""
         constraint = self.config.answer_constraint()
         if self.branch.answer is not None and constraint.active:
-            # in a thread: reading "\\frac{84}{2}" may import and run SymPy
-            self.branch.answer_outside = await asyncio.to_thread(constraint.violation, self.branch.answer)
+            # reading "\\frac{84}{2}" may import and run SymPy
+            self.branch.answer_outside = await in_answer_thread(constraint.violation, self.branch.answer)
 
 
 def _answer_of(steps: list[Step]) -> tuple[str, str] | None:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from .answers.thread import in_answer_thread
 from .branch import BranchRun
 from .decisions.policy import Policy
 from .decisions.scoring import Scorer, measure_confidence
@@ -216,7 +217,7 @@ class Solver:
                         lost.append(error)  # that branch failed, with its kernel; the others go on
                     elif error is not None:
                         raise error
-                session.vote = await asyncio.to_thread(self._tally)
+                session.vote = await in_answer_thread(self._tally)
                 warmed_up = self._warmed_up()
                 session.vote.threshold = self.threshold
                 self.emit("vote")
